@@ -1,0 +1,115 @@
+"""Input checks that return messages, and one reporting policy.
+
+Every user-facing error is a :class:`SpecificationError` (a ``ValueError``) whose message
+names the column or argument and what is wrong with it, so that the CLI can print it as one
+line and a notebook user sees the cause rather than a traceback from deep inside a library.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+
+class SpecificationError(ValueError):
+    """Bad input: the message names the argument or column and what was wrong."""
+
+
+class BoundaryFitWarning(UserWarning):
+    """A variance component was estimated at (or next to) zero."""
+
+
+class RankDeficiencyWarning(UserWarning):
+    """Fixed-effect columns were dropped because X is rank deficient."""
+
+
+def fail(message: str) -> None:
+    raise SpecificationError(message)
+
+
+def check_columns(data: pd.DataFrame, columns: list[str], what: str) -> None:
+    """Every column a formula uses must exist."""
+    missing = [c for c in columns if c not in data.columns]
+    if missing:
+        fail(
+            f"unknown column {missing[0]!r} in {what}; "
+            f"data has columns {list(map(str, data.columns))}"
+        )
+
+
+def check_not_empty(data: pd.DataFrame) -> None:
+    if len(data) == 0:
+        fail("data is empty: it has no rows")
+
+
+def handle_missing(data: pd.DataFrame, columns: list[str], missing: str) -> tuple[pd.DataFrame, int]:
+    """Apply the missing-data policy ``missing`` ('error' or 'drop') to ``columns``.
+
+    Returns the (possibly filtered) frame and the number of dropped rows. Never drops silently:
+    ``'drop'`` warns with the count.
+    """
+    if missing not in ("error", "drop"):
+        fail(f"missing must be 'error' or 'drop', not {missing!r}")
+    na = data[columns].isna()
+    counts = na.sum()
+    if not counts.any():
+        return data, 0
+    if missing == "error":
+        bad = counts[counts > 0]
+        detail = ", ".join(f"{c!r} ({n})" for c, n in bad.items())
+        fail(
+            f"missing values in column {detail}; pass missing='drop' to drop "
+            f"{int(na.any(axis=1).sum())} incomplete rows"
+        )
+    keep = ~na.any(axis=1)
+    n_drop = int((~keep).sum())
+    warnings.warn(f"dropped {n_drop} rows with missing values in the model's columns", stacklevel=3)
+    out = data.loc[keep]
+    check_not_empty(out)
+    return out, n_drop
+
+
+def check_response(y: pd.Series | np.ndarray, name: str) -> np.ndarray:
+    arr = np.asarray(y)
+    if arr.dtype.kind not in "biuf":
+        fail(f"response {name!r} must be numeric, got dtype {arr.dtype}")
+    arr = arr.astype(float)
+    if arr.ndim != 1:
+        fail(f"response {name!r} must be one-dimensional, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        fail(f"response {name!r} has {int((~np.isfinite(arr)).sum())} non-finite values")
+    return arr
+
+
+def check_levels(name: str, n_levels: int, n_obs: int) -> None:
+    """Like lme4's checkNlevels: a grouping factor needs at least two levels."""
+    if n_levels < 2:
+        fail(f"grouping factor {name!r} has {n_levels} level; a random effect needs at least 2")
+
+
+def drop_rank_deficient(X: np.ndarray, names: list[str], tol: float = 1e-7) -> tuple[np.ndarray, list[str], list[str]]:
+    """Drop columns of X that are linear combinations of earlier ones, with a warning (as lme4)."""
+    if X.shape[1] == 0:
+        return X, names, []
+    _, r, piv = _qr_pivot(X)
+    d = np.abs(np.diag(r))
+    rank = int((d > tol * d[0]).sum()) if d.size and d[0] > 0 else 0
+    if rank == X.shape[1]:
+        return X, names, []
+    keep = np.sort(piv[:rank])
+    dropped = [names[i] for i in range(X.shape[1]) if i not in set(keep)]
+    warnings.warn(
+        f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
+        f"column(s): {', '.join(dropped)}",
+        RankDeficiencyWarning,
+        stacklevel=3,
+    )
+    return X[:, keep], [names[i] for i in keep], dropped
+
+
+def _qr_pivot(X: np.ndarray):
+    from scipy.linalg import qr
+
+    return qr(X, mode="economic", pivoting=True)
