@@ -80,6 +80,8 @@ def check_response(y: pd.Series | np.ndarray, name: str) -> np.ndarray:
         fail(f"response {name!r} must be one-dimensional, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         fail(f"response {name!r} has {int((~np.isfinite(arr)).sum())} non-finite values")
+    if arr.size > 1 and np.ptp(arr) == 0:
+        fail(f"response {name!r} is constant: there is no variance to decompose")
     return arr
 
 
@@ -87,29 +89,35 @@ def check_levels(name: str, n_levels: int, n_obs: int) -> None:
     """Like lme4's checkNlevels: a grouping factor needs at least two levels."""
     if n_levels < 2:
         fail(f"grouping factor {name!r} has {n_levels} level; a random effect needs at least 2")
+    if n_levels >= n_obs:
+        fail(f"grouping factor {name!r} has {n_levels} levels for {n_obs} observations; a random "
+             "effect needs fewer levels than observations")
 
 
 def drop_rank_deficient(X: np.ndarray, names: list[str], tol: float = 1e-7) -> tuple[np.ndarray, list[str], list[str]]:
-    """Drop columns of X that are linear combinations of earlier ones, with a warning (as lme4)."""
-    if X.shape[1] == 0:
+    """Drop columns of X that are linear combinations of earlier ones, with a warning (as lme4).
+
+    Columns are visited in order; each is kept when what remains of it after projecting out the
+    columns already kept (Gram-Schmidt, twice for stability) is not negligible.
+    """
+    keep, basis = [], []
+    for j in range(X.shape[1]):
+        v = X[:, j].astype(float)
+        norm0 = np.linalg.norm(v)
+        for _ in range(2):
+            for q in basis:
+                v = v - (q @ v) * q
+        nv = np.linalg.norm(v)
+        if norm0 > 0 and nv > tol * norm0:
+            keep.append(j)
+            basis.append(v / nv)
+    if len(keep) == X.shape[1]:
         return X, names, []
-    _, r, piv = _qr_pivot(X)
-    d = np.abs(np.diag(r))
-    rank = int((d > tol * d[0]).sum()) if d.size and d[0] > 0 else 0
-    if rank == X.shape[1]:
-        return X, names, []
-    keep = np.sort(piv[:rank])
-    dropped = [names[i] for i in range(X.shape[1]) if i not in set(keep)]
+    dropped = [names[j] for j in range(X.shape[1]) if j not in keep]
     warnings.warn(
         f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
         f"column(s): {', '.join(dropped)}",
         RankDeficiencyWarning,
         stacklevel=3,
     )
-    return X[:, keep], [names[i] for i in keep], dropped
-
-
-def _qr_pivot(X: np.ndarray):
-    from scipy.linalg import qr
-
-    return qr(X, mode="economic", pivoting=True)
+    return X[:, keep], [names[j] for j in keep], dropped

@@ -332,7 +332,10 @@ def _exog_names(X: np.ndarray, given) -> list[str]:
 
 def _as_2d(a, name: str) -> tuple[np.ndarray, list[str] | None]:
     cols = list(a.columns) if isinstance(a, pd.DataFrame) else None
-    arr = np.asarray(a, dtype=float) if not isinstance(a, pd.DataFrame) else a.to_numpy(dtype=float)
+    try:
+        arr = np.asarray(a, dtype=float) if not isinstance(a, pd.DataFrame) else a.to_numpy(dtype=float)
+    except (TypeError, ValueError) as err:
+        fail(f"{name} must be numeric: {err}")
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:

@@ -52,6 +52,18 @@ class Factor:
     p: int
 
     @property
+    def Sinv(self) -> np.ndarray:
+        """``S_zz^{-1}`` (cached): the lower-right block of ``A^{-1}``."""
+        if getattr(self, "_Sinv", None) is None:
+            if getattr(self, "diag_S", False):
+                self._Sinv = np.diag(1.0 / np.diag(self.Lzz) ** 2)
+            else:
+                inv, info = sla.lapack.dpotri(self.Lzz, lower=1)
+                inv = np.tril(inv) + np.tril(inv, -1).T
+                self._Sinv = inv
+        return self._Sinv
+
+    @property
     def Lzz(self) -> np.ndarray:
         return self.L[: self.rz, : self.rz]
 
@@ -70,6 +82,23 @@ class Factor:
     def pwrss(self) -> float:
         """Penalized weighted residual sum of squares at the conditional estimates of beta, u."""
         return float(self.L[-1, -1] ** 2)
+
+
+class _DiagLam:
+    """Diagonal Lambda of the rest terms (scalar designs), with the sparse-matrix interface used."""
+
+    def __init__(self, d: np.ndarray):
+        self.d = d
+
+    @property
+    def T(self):
+        return self
+
+    def __matmul__(self, x):
+        return self.d[:, None] * x if x.ndim == 2 else self.d * x
+
+    def diagonal(self):
+        return self.d
 
 
 class Kernel:
@@ -106,14 +135,62 @@ class Kernel:
             self.C1z = st.C1[: self.rz].tocsr()
             self.C1 = st.C1
             self.a1 = st.A11
+            if design.terms[st.first].p == 1:
+                self._init_pairs(st.C1.tocsc())
         # Z'[X y] in internal order (q x (p+1))
         self.ZtW_rest = st.Arr[: self.rz, self.rz :]
         self.ZtW_first = st.C1[self.rz :].T.toarray() if st.first is not None else None
         self.n_theta = sum(t.n_theta for t in design.terms)
         self.n_comp = len(design.terms)
+        if self.scalar:
+            # theta index of every rest column: Lambda_rest is a diagonal scaling
+            self.rest_theta_idx = np.concatenate(
+                [np.full(design.terms[i].q, self.slices[i].start) for i in self.rest] + [np.zeros(0, int)]
+            ).astype(int)
+
+    def _init_pairs(self, C1: sp.csc_matrix) -> None:
+        """Precompute ``C1 diag(w) C1'`` as one sparse mat-vec ``P w``.
+
+        Row ``r`` of ``P`` holds, for one position (i, j) of the m x m result (i <= j), the
+        products ``C1[i, l] C1[j, l]`` over the first term's levels ``l``. Each evaluation then
+        costs one mat-vec instead of a sparse-sparse product.
+        """
+        m = self.m
+        ii, jj, ll, vv = [], [], [], []
+        for col in range(C1.shape[1]):
+            a, b = C1.indptr[col], C1.indptr[col + 1]
+            r, v = C1.indices[a:b], C1.data[a:b]
+            iu, ju = np.triu_indices(len(r))
+            ii.append(r[iu])
+            jj.append(r[ju])
+            vv.append(v[iu] * v[ju])
+            ll.append(np.full(len(iu), col))
+        ii, jj = np.concatenate(ii), np.concatenate(jj)
+        q1 = C1.shape[1]
+        # dense products win when C1 is small and dense (crossed designs); pairs when sparse (nested)
+        self.C1_dense = C1.toarray() if (m * q1 <= 4_000_000 and m * m * q1 <= 30 * len(ii)) else None
+        lo, hi = np.minimum(ii, jj), np.maximum(ii, jj)
+        key = lo.astype(np.int64) * m + hi
+        uniq, idx = np.unique(key, return_inverse=True)
+        self.pair_i, self.pair_j = uniq // m, uniq % m
+        self.P = sp.csr_matrix((np.concatenate(vv), (idx, np.concatenate(ll))), shape=(len(uniq), C1.shape[1]))
+        zz = (self.pair_i < self.rz) & (self.pair_j < self.rz)
+        self.Pz = self.P[zz]
+        self.pz_i, self.pz_j = self.pair_i[zz], self.pair_j[zz]
+        offdiag_z = np.any(self.pz_i != self.pz_j)
+        Azz = self.stats.Arr[: self.rz, : self.rz]
+        self.diag_S = self.scalar and not offdiag_z and np.count_nonzero(Azz - np.diag(np.diag(Azz))) == 0
+
+    def _scatter(self, vals, i, j, size) -> np.ndarray:
+        out = np.zeros((size, size))
+        out[i, j] = vals
+        out[j, i] = vals
+        return out
 
     # ------------------------------------------------------------------ factorization
-    def _lam_rest(self, theta) -> sp.csr_matrix:
+    def _lam_rest(self, theta):
+        if self.scalar:
+            return _DiagLam(theta[self.rest_theta_idx])
         blocks = []
         for i in self.rest:
             t = self.terms[i]
@@ -127,14 +204,16 @@ class Kernel:
         theta = np.asarray(theta, dtype=float)
         rz, m = self.rz, self.m
         lam_r = self._lam_rest(theta)
-        lam_aug = sp.block_diag([lam_r, sp.identity(m - rz)], format="csr") if rz else sp.identity(m, format="csr")
         Arr = self.stats.Arr
         D = Dchol = Dinv = lam1 = None
         logdet = 0.0
         if self.first is not None:
             t = self.terms[self.first]
             lam1 = term_lambda(t, theta[self.slices[self.first]])
-            D = np.einsum("ji,ljk,km->lim", lam1, self.a1, lam1) + np.eye(t.p)
+            if t.p == 1:
+                D = (lam1[0, 0] ** 2) * self.a1 + 1.0
+            else:
+                D = np.einsum("ji,ljk,km->lim", lam1, self.a1, lam1) + np.eye(t.p)
             if t.p == 1:
                 Dchol = np.sqrt(D)
                 Dinv = 1.0 / D
@@ -143,46 +222,69 @@ class Kernel:
                 Dinv = np.linalg.inv(D)
             logdet += 2.0 * np.sum(np.log(np.einsum("lii->li", Dchol)))
             # W = C1 Lambda1 D^{-1} Lambda1' C1'
-            Wd = np.einsum("ij,ljk,mk->lim", lam1, Dinv, lam1)
-            if t.p == 1:
-                inner = (self.C1.multiply(Wd[:, 0, 0][None, :]) @ self.C1.T).toarray()
+            Wd = (lam1[0, 0] ** 2) * Dinv if t.p == 1 else np.einsum("ij,ljk,mk->lim", lam1, Dinv, lam1)
+            if t.p == 1 and self.C1_dense is not None:
+                inner = (self.C1_dense * Wd[:, 0, 0]) @ self.C1_dense.T
+            elif t.p == 1:
+                inner = self._scatter(self.P @ Wd[:, 0, 0], self.pair_i, self.pair_j, m)
             else:
                 inner = (self.C1 @ sp.block_diag(list(Wd), format="csr") @ self.C1.T).toarray()
             Arr = Arr - inner
         if self.scalar:
-            lv = lam_aug.diagonal()
+            lv = np.concatenate([lam_r.d, np.ones(m - rz)])
             S = Arr * np.outer(lv, lv)
         else:
+            lam_aug = sp.block_diag([lam_r, sp.identity(m - rz)], format="csr") if rz else sp.identity(m, format="csr")
             S = lam_aug.T @ (lam_aug.T @ Arr).T
             S = np.asarray(S)
+        SmI = S[:rz, :rz].copy()
         S[np.arange(rz), np.arange(rz)] += 1.0
         try:
-            L = sla.cholesky(S, lower=True, check_finite=False)
+            if getattr(self, "diag_S", False) and rz:
+                # nested (tree) designs: the Schur complement of the rest terms is diagonal
+                L = np.zeros_like(S)
+                dz = np.sqrt(np.diag(S)[:rz])
+                L[np.arange(rz), np.arange(rz)] = dz
+                Lwz = S[rz:, :rz] / dz[None, :]
+                L[rz:, :rz] = Lwz
+                L[rz:, rz:] = np.linalg.cholesky(S[rz:, rz:] - Lwz @ Lwz.T)
+            else:
+                L = sla.cholesky(S, lower=True, check_finite=False)
         except np.linalg.LinAlgError as err:
             raise NotPositiveDefinite(str(err)) from err
         dL = np.diag(L)
         if not np.all(dL[:-1] > 0):
             raise NotPositiveDefinite("augmented system not positive definite")
         logdet += 2.0 * np.sum(np.log(dL[:rz]))
-        return Factor(theta, D, Dchol, Dinv, lam1, lam_r, L, float(logdet), rz, self.p)
+        f = Factor(theta, D, Dchol, Dinv, lam1, lam_r, L, float(logdet), rz, self.p)
+        f.SmI = SmI
+        f.diag_S = bool(getattr(self, "diag_S", False))
+        return f
 
     # ------------------------------------------------------------------ solves with A
     def _B_times(self, f: Factor, x1: np.ndarray) -> np.ndarray:
         """B x1 with B = Lambda_r' Zr'Z1 Lambda1 (x1 is q1 x k, level-major)."""
         p1 = self.terms[self.first].p
         k = x1.shape[1]
-        lx = np.einsum("ij,ljk->lik", f.lam1, x1.reshape(-1, p1, k)).reshape(-1, k)
+        if p1 == 1:
+            lx = f.lam1[0, 0] * x1
+        else:
+            lx = np.einsum("ij,ljk->lik", f.lam1, x1.reshape(-1, p1, k)).reshape(-1, k)
         return f.Lam_rest.T @ (self.C1z @ lx)
 
     def _Bt_times(self, f: Factor, xr: np.ndarray) -> np.ndarray:
         p1 = self.terms[self.first].p
         k = xr.shape[1]
         y = self.C1z.T @ (f.Lam_rest @ xr)
+        if p1 == 1:
+            return f.lam1[0, 0] * y
         return np.einsum("ji,ljk->lik", f.lam1, y.reshape(-1, p1, k)).reshape(-1, k)
 
     def _Dinv_times(self, f: Factor, x1: np.ndarray) -> np.ndarray:
         p1 = f.Dinv.shape[1]
         k = x1.shape[1]
+        if p1 == 1:
+            return f.Dinv[:, 0, :] * x1
         return np.einsum("lij,ljk->lik", f.Dinv, x1.reshape(-1, p1, k)).reshape(-1, k)
 
     def solve(self, f: Factor, c1: np.ndarray | None, cr: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
@@ -201,7 +303,7 @@ class Kernel:
         if self.first is not None:
             p1 = self.terms[self.first].p
             k = self.ZtW_first.shape[1]
-            c1 = np.einsum("ji,ljk->lik", f.lam1, self.ZtW_first.reshape(-1, p1, k)).reshape(-1, k)
+            c1 = f.lam1[0, 0] * self.ZtW_first if p1 == 1 else np.einsum("ji,ljk->lik", f.lam1, self.ZtW_first.reshape(-1, p1, k)).reshape(-1, k)
         cr = f.Lam_rest.T @ self.ZtW_rest
         return c1, cr
 
@@ -226,10 +328,8 @@ class Kernel:
         t = np.zeros(self.n_comp)
         Sinv = None
         if self.rz:
-            Sinv = sla.cho_solve((f.Lzz, True), np.eye(self.rz), check_finite=False)
-            Szz = f.Lzz @ f.Lzz.T
-            Szz[np.diag_indices(self.rz)] -= 1.0
-            diag_term = np.einsum("ij,ji->i", Sinv, Szz)
+            Sinv = f.Sinv
+            diag_term = np.sum(Sinv * f.SmI, axis=1)
             for i in self.rest:
                 a, b = self.rest_offsets[i]
                 t[i] = diag_term[a:b].sum()
@@ -238,9 +338,17 @@ class Kernel:
             lam1 = f.lam1[0, 0]
             t1 = np.sum((D - 1.0) / D)
             if self.rz:
-                lv = f.Lam_rest.diagonal()
-                BD2B = (self.C1z.multiply((lam1 / D) ** 2) @ self.C1z.T).toarray() * np.outer(lv, lv)
-                t1 -= np.sum(Sinv * BD2B)
+                lv = f.Lam_rest.d
+                w2 = (lam1 / D) ** 2
+                if self.C1_dense is not None:
+                    Cz = self.C1_dense[: self.rz]
+                    BD2B = ((Cz * w2) @ Cz.T) * np.outer(lv, lv)
+                    t1 -= np.sum(Sinv * BD2B)
+                else:
+                    vals = (self.Pz @ w2) * lv[self.pz_i] * lv[self.pz_j]
+                    # sum(Sinv * BD2B) over the symmetric scatter of the pair values
+                    w = np.where(self.pz_i == self.pz_j, 1.0, 2.0)
+                    t1 -= np.sum(w * vals * Sinv[self.pz_i, self.pz_j])
             t[self.first] = t1
         return t, Sinv
 
@@ -337,7 +445,7 @@ class Kernel:
     def conditional_covariances(self, f: Factor, scale: float) -> list[np.ndarray]:
         """Per term the conditional covariance of each level's effects, (levels, p, p)."""
         blocks = [None] * self.n_comp
-        Sinv = sla.cho_solve((f.Lzz, True), np.eye(self.rz), check_finite=False) if self.rz else None
+        Sinv = f.Sinv if self.rz else None
         if self.first is not None:
             t = self.terms[self.first]
             p1 = t.p

@@ -77,12 +77,28 @@ def optimize_deviance(kernel: Kernel, reml: bool = True, theta0=None, ftol: floa
                        options={"ftol": ftol, "gtol": 1e-7, "maxiter": maxiter, "eps": 1e-7})
         # polish derivative-free (finite differences stall near the optimum)
         res2 = minimize(fun, res.x, method="Nelder-Mead",
-                        options={"xatol": 1e-9, "fatol": 1e-12, "maxiter": 5000})
+                        options={"xatol": 1e-8, "fatol": 1e-10, "maxfev": 1000 + 200 * len(theta0)})
         if res2.fun <= res.fun and np.all(res2.x >= np.where(np.isinf(lb), -np.inf, lb)):
             res.x, res.fun = res2.x, res2.fun
         grad_kind = "finite differences"
     theta = np.asarray(res.x, dtype=float)
     dev = float(res.fun)
+    # theta_j = 0 is a stationary point of the deviance (it is even in a scalar theta_j), so a
+    # quasi-Newton step can land on the bound and stop there. Probe away from it and restart once.
+    for j in np.flatnonzero(lb == 0):
+        if theta[j] < 1e-4:
+            best = None
+            for v in (1e-3, 1e-2, 0.1, 0.3, 1.0):
+                trial = theta.copy()
+                trial[j] = v
+                d = kernel.deviance(trial, reml)
+                if d < dev - 1e-10 and (best is None or d < best[0]):
+                    best = (d, trial)
+            if best is not None:
+                res = minimize(fun, best[1], jac=kernel.scalar or None, method="L-BFGS-B", bounds=bounds,
+                               options={"ftol": ftol, "gtol": gtol, "maxiter": maxiter, "maxcor": 20})
+                if res.fun < dev:
+                    theta, dev = np.asarray(res.x, dtype=float), float(res.fun)
     # boundary snapping: a diagonal element that is essentially zero is set to exactly zero
     boundary = []
     diag_mask = lb == 0
@@ -157,6 +173,14 @@ def _variance_se(kernel: Kernel, theta: np.ndarray, scale: float, reml: bool) ->
 
 def fit_reml(design: Design, reml: bool = True, kernel: Kernel | None = None, theta0=None):
     """Fit by REML (``reml=True``) or ML; returns a :class:`~bayesvc.results.REMLResult`."""
+    from threadpoolctl import threadpool_limits
+
+    # small dense factorizations: BLAS threading costs far more than it gains here
+    with threadpool_limits(1):
+        return _fit_reml(design, reml, kernel, theta0)
+
+
+def _fit_reml(design, reml, kernel, theta0):
     from .results import REMLResult, RandomEffects
 
     kernel = kernel or Kernel(design)

@@ -1,0 +1,230 @@
+"""The ``bayesvc`` command line.
+
+::
+
+    bayesvc fit DATA.csv FORMULA [--method reml|ml|map|nuts] [--json] [--groups G]
+                [--re-formula F] [--vc NAME=FORMULA ...] [--missing error|drop]
+                [--draws N --tune N --chains N --seed S] [--quiet]
+    bayesvc demo [--draws N] [--quiet] [--no-nuts]
+
+Bad input (an unknown column, a malformed formula, a missing file, a CSV that does not parse)
+prints one line, ``bayesvc: error: <message>``, to stderr and exits with status 2; warnings
+(dropped rows, dropped rank-deficient columns, boundary fits) print one line each as
+``bayesvc: warning: <message>``. With ``--json`` the last line of stdout is one JSON object:
+the result's ``to_dict()`` plus ``"seconds"``, the wall time of the fit.
+
+This module only parses arguments and formats output; the demo lives in :mod:`bayesvc.demo`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+
+PROG = "bayesvc"
+METHODS = ("reml", "ml", "map", "nuts")
+
+
+class UsageError(Exception):
+    """A command-line usage problem (reported like any other bad input)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line instead of argparse's usage block
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _int_at_least(low: int):
+    what = "a positive integer" if low == 1 else f"an integer >= {low}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = _Parser(prog=PROG, description="Bayesian variance-component / linear mixed models.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="{fit,demo}", parser_class=_Parser)
+
+    fit = sub.add_parser(
+        "fit", help="fit a model to a CSV file",
+        description="Fit a linear mixed model to DATA.csv. FORMULA is lme4 style "
+                    "('y ~ x + (1|g)'), or statsmodels style ('y ~ x' with --groups, "
+                    "--re-formula, --vc).")
+    fit.add_argument("data", metavar="DATA.csv", help="CSV file with a header row")
+    fit.add_argument("formula", metavar="FORMULA", help="model formula, quoted")
+    fit.add_argument("--method", choices=METHODS, default="reml",
+                     help="estimator: REML (default), ML, posterior mode (map) or NUTS")
+    fit.add_argument("--json", action="store_true",
+                     help="print one JSON object (the result plus 'seconds') as the last line")
+    fit.add_argument("--groups", metavar="G", help="statsmodels style: the grouping column")
+    fit.add_argument("--re-formula", metavar="F", dest="re_formula",
+                     help="statsmodels style: correlated random coefficients per group (default '1')")
+    fit.add_argument("--vc", metavar="NAME=FORMULA", action="append", default=[],
+                     help="statsmodels style: a variance component, e.g. cask='0 + C(cask)' "
+                          "(repeatable)")
+    fit.add_argument("--missing", choices=("error", "drop"), default="error",
+                     help="rows with missing values in the model's columns: error (default) or "
+                          "drop them with a warning")
+    fit.add_argument("--draws", type=_positive_int, default=1000, metavar="N", help="NUTS draws per chain")
+    fit.add_argument("--tune", type=_int_at_least(0), default=1000, metavar="N", help="NUTS tuning steps")
+    fit.add_argument("--chains", type=_positive_int, default=4, metavar="N", help="NUTS chains")
+    fit.add_argument("--seed", type=int, default=None, metavar="S", help="NUTS random seed")
+    fit.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    demo = sub.add_parser(
+        "demo", help="run the seed notebook's nested and crossed analyses",
+        description="Fit the seed notebook's nested and crossed variance-component models three "
+                    "ways each (statsmodels-style formula, lme4 formula, VCSpec arrays), check "
+                    "that they agree, then compare REML with NUTS.")
+    demo.add_argument("--draws", type=_positive_int, default=1000, metavar="N", help="NUTS draws per chain")
+    demo.add_argument("--quiet", action="store_true", help="less output, no progress bars")
+    demo.add_argument("--no-nuts", action="store_true", dest="no_nuts", help="REML only")
+    return parser
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _one_line(err) -> str:
+    text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+    return text or type(err).__name__
+
+
+def _read_csv(path: str):
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise UsageError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path} is a directory, not a CSV file") from None
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err.strerror or _one_line(err)}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as err:
+        raise UsageError(f"cannot parse {path} as CSV: {_one_line(err)}") from None
+
+
+def _parse_vc(items: list[str]) -> dict[str, str] | None:
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, formula = item.partition("=")
+        name, formula = name.strip(), formula.strip()
+        if not sep or not name or not formula:
+            raise UsageError(f"--vc expects NAME=FORMULA (e.g. cask='0 + C(cask)'), got {item!r}")
+        if name in out:
+            raise UsageError(f"--vc names the component {name!r} twice")
+        out[name] = formula
+    return out or None
+
+
+def _json_default(obj):
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"{PROG}: warning: {_one_line(message)}", file=sys.stderr if file is None else file)
+
+
+# ----------------------------------------------------------------------------- commands
+
+def _fit(args) -> int:
+    from .model import VCModel
+
+    vc = _parse_vc(args.vc)
+    if (vc or args.re_formula is not None) and args.groups is None:
+        raise UsageError("--re-formula and --vc need --groups (the statsmodels-style grouping column)")
+    data = _read_csv(args.data)
+    model = VCModel.from_formula(args.formula, data, groups=args.groups, re_formula=args.re_formula,
+                                 vc_formula=vc, missing=args.missing)
+    if args.method in ("reml", "ml"):
+        def fit():
+            return model.fit_reml(reml=args.method == "reml")
+    else:
+        attr = "fit_map" if args.method == "map" else "sample"
+        fn = getattr(model, attr, None)
+        if fn is None:
+            raise UsageError(f"method {args.method} is not available in this version")
+        if args.method == "map":
+            def fit():
+                return fn()
+        else:
+            def fit():
+                return fn(draws=args.draws, tune=args.tune, chains=args.chains, random_seed=args.seed,
+                          progressbar=not (args.json or args.quiet))
+    t0 = time.perf_counter()
+    result = fit()
+    seconds = time.perf_counter() - t0
+    if args.json:
+        out = dict(result.to_dict())
+        out["seconds"] = seconds
+        sys.stdout.flush()
+        print(json.dumps(out, default=_json_default))
+    else:
+        print(result.summary())
+    return 0
+
+
+def _demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(draws=args.draws, nuts=not args.no_nuts, quiet=args.quiet)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    import pandas as pd
+
+    from .checks import SpecificationError
+
+    parser = build_parser()
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            try:
+                args = parser.parse_args(argv)
+            except SystemExit as exc:  # --help / --version
+                return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+            if args.command is None:
+                parser.print_help(sys.stderr)
+                return 2
+            return _fit(args) if args.command == "fit" else _demo(args)
+        except UsageError as err:
+            msg = _one_line(err)
+        except FileNotFoundError as err:
+            msg = f"no such file: {err.filename}" if err.filename else _one_line(err)
+        except (SpecificationError, pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
+            msg = _one_line(err)
+        except KeyboardInterrupt:
+            print(f"{PROG}: interrupted", file=sys.stderr)
+            return 130
+    print(f"{PROG}: error: {msg}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Result of a NUTS fit: the labelled ArviZ DataTree plus diagnostics and summaries."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+RHAT_MAX, ESS_MIN = 1.01, 400
+
+
+class SamplingWarning(UserWarning):
+    """R-hat, ESS or divergences suggest the draws are not trustworthy."""
+
+
+@dataclass(frozen=True)
+class PosteriorResult:
+    """A NUTS fit.
+
+    Attributes
+    ----------
+    idata : xarray.DataTree
+        ArviZ object with groups ``posterior`` (``beta`` [fixed], ``sd``/``var`` [component],
+        ``sigma``, ``scale``, ``re_<term>`` [<term>_level]), ``sample_stats``,
+        ``log_likelihood`` (pointwise, conditional on the drawn random effects), ``log_prior`` and
+        ``observed_data``.
+    priors : PriorSet
+        The priors used.
+    """
+
+    design: object = field(repr=False)
+    idata: object = field(repr=False)
+    priors: object = field(repr=False)
+    sampler: str
+    marginalize: bool
+    draws: int
+    tune: int
+    chains: int
+    seed: int
+    seconds: float
+    sampling_seconds: float = field(repr=False)
+    method: str = "NUTS"
+
+    def __post_init__(self):
+        msgs = self._diagnostic_messages()
+        for m in msgs:
+            warnings.warn(m, SamplingWarning, stacklevel=4)
+
+    @property
+    def posterior(self):
+        return self.idata["posterior"].to_dataset()
+
+    @property
+    def divergences(self) -> int:
+        ss = self.idata["sample_stats"].to_dataset()
+        return int(ss["diverging"].sum()) if "diverging" in ss else 0
+
+    def param_summary(self, ci_prob: float = 0.95, ci_kind: str = "eti") -> pd.DataFrame:
+        """Posterior summary (arviz-stats) of fixed effects, component variances and the residual."""
+        from arviz_stats import summary
+
+        df = summary(self.idata, var_names=["beta", "var", "scale"], ci_prob=ci_prob, ci_kind=ci_kind,
+                     round_to="none")
+        med = self._medians()
+        df.index = self._row_names(df.index)
+        df["median"] = [med[k] for k in df.index]
+        return df
+
+    def _row_names(self, idx) -> list[str]:
+        out = []
+        for s in idx:
+            s = str(s)
+            if s.startswith("beta["):
+                out.append(s[5:-1])
+            elif s.startswith("var["):
+                out.append(s[4:-1])
+            elif s == "scale":
+                out.append("Residual")
+            else:
+                out.append(s)
+        return out
+
+    def _medians(self) -> dict:
+        p = self.posterior
+        out = {n: float(p["beta"].sel(fixed=n).median()) for n in self.design.fe_names}
+        out.update({c: float(p["var"].sel(component=c).median()) for c in self.design.component_names})
+        out["Residual"] = float(p["scale"].median())
+        return out
+
+    def diagnostics(self) -> pd.DataFrame:
+        """R-hat, bulk/tail ESS per parameter, with flags against R-hat <= 1.01 and ESS >= 400."""
+        from arviz_stats import ess, rhat
+
+        post = self.idata["posterior"].to_dataset()[["beta", "sd", "sigma"]]
+        r, eb, et = rhat(post), ess(post, method="bulk"), ess(post, method="tail")
+        rows = []
+        for name in ("beta", "sd", "sigma"):
+            da = r[name]
+            labels = [None] if da.ndim == 0 else list(da[da.dims[0]].values)
+            for lab in labels:
+                sel = {} if lab is None else {da.dims[0]: lab}
+                rows.append({"parameter": name if lab is None else f"{name}[{lab}]",
+                             "r_hat": float(r[name].sel(sel)), "ess_bulk": float(eb[name].sel(sel)),
+                             "ess_tail": float(et[name].sel(sel))})
+        df = pd.DataFrame(rows).set_index("parameter")
+        df["ok"] = (df.r_hat <= RHAT_MAX) & (df.ess_bulk >= ESS_MIN) & (df.ess_tail >= ESS_MIN)
+        df.attrs["divergences"] = self.divergences
+        return df
+
+    def _diagnostic_messages(self) -> list[str]:
+        try:
+            d = self.diagnostics()
+        except Exception:  # too few draws for the estimators
+            return []
+        msgs = []
+        bad = d[d.r_hat > RHAT_MAX]
+        if len(bad):
+            msgs.append(f"R-hat above {RHAT_MAX} for {', '.join(bad.index)} (max {bad.r_hat.max():.3f}): "
+                        "run longer chains (more tune and draws) before trusting these results")
+        low = d[(d.ess_bulk < ESS_MIN) | (d.ess_tail < ESS_MIN)]
+        if len(low):
+            msgs.append(f"effective sample size below {ESS_MIN} for {', '.join(low.index)} "
+                        f"(min {min(low.ess_bulk.min(), low.ess_tail.min()):.0f}): increase draws")
+        if self.divergences:
+            msgs.append(f"{self.divergences} divergent transitions: increase tune, or try the other "
+                        f"parameterization (marginalize={not self.marginalize})")
+        return msgs
+
+    @property
+    def vcomp(self) -> pd.Series:
+        """Posterior means of the component variances."""
+        v = self.posterior["var"].mean(("chain", "draw"))
+        return pd.Series(v.values, index=self.design.component_names, name="vcomp")
+
+    @property
+    def fe_params(self) -> pd.Series:
+        b = self.posterior["beta"].mean(("chain", "draw"))
+        return pd.Series(b.values, index=list(self.design.fe_names), name="fe_params")
+
+    @property
+    def scale(self) -> float:
+        return float(self.posterior["scale"].mean())
+
+    def random_effects_summary(self) -> pd.DataFrame:
+        """Tidy posterior summaries of every random effect: component, level, mean, sd, quantiles."""
+        frames = []
+        p = self.posterior
+        for t in self.design.terms:
+            name = f"re_{t.name}"
+            if name not in p:
+                continue
+            arr = p[name].values
+            flat = arr.reshape((-1,) + arr.shape[2:])
+            if flat.ndim == 2:
+                flat = flat[..., None]
+            for j, comp in enumerate(t.component_names):
+                x = flat[..., j]
+                frames.append(pd.DataFrame({
+                    "component": comp, "level": [str(v) for v in t.levels], "mean": x.mean(0),
+                    "sd": x.std(0, ddof=1), "q2.5": np.quantile(x, 0.025, axis=0),
+                    "median": np.median(x, 0), "q97.5": np.quantile(x, 0.975, axis=0)}))
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def summary(self, ci_prob: float = 0.95, ci_kind: str = "eti"):
+        from .summary import posterior_summary
+
+        return posterior_summary(self, ci_prob=ci_prob, ci_kind=ci_kind)
+
+    def to_dict(self, ci_prob: float = 0.95) -> dict:
+        """The CLI's JSON contract for NUTS."""
+        s = self.param_summary(ci_prob=ci_prob)
+        lo, hi = [c for c in s.columns if c.startswith(("eti", "hdi"))][:2]
+
+        def entry(k):
+            r = s.loc[k]
+            return {"mean": float(r["mean"]), "sd": float(r["sd"]), "median": float(r["median"]),
+                    "lower": float(r[lo]), "upper": float(r[hi]), "r_hat": float(r["r_hat"]),
+                    "ess_bulk": float(r["ess_bulk"]), "ess_tail": float(r["ess_tail"])}
+
+        return {
+            "method": "nuts", "llf": None,
+            "fe_params": {k: entry(k) for k in self.design.fe_names},
+            "variances": {**{c: entry(c) for c in self.design.component_names}, "Residual": entry("Residual")},
+            "covariances": {}, "converged": bool(self.diagnostics().ok.all() and self.divergences == 0),
+            "divergences": self.divergences,
+        }

@@ -1,0 +1,189 @@
+"""Design + priors -> ``pm.Model`` (collapsed or non-centered); the posterior mode.
+
+Collapsed (default): the Gaussian random effects are integrated out analytically; the model's
+only free variables are the fixed effects, the component SDs and the residual SD, and the
+likelihood is one :class:`CollapsedLoglik` Op that calls the blocked kernel of
+:mod:`bayesvc.likelihood` with its analytic gradient (PyTensor's autodiff through Cholesky is
+orders of magnitude slower). Non-centered (``marginalize=False``): the textbook
+``b = sd * z, z ~ N(0, 1)`` with an explicit Normal likelihood; correlated terms use an LKJ prior.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .checks import fail
+from .likelihood import Kernel, NotPositiveDefinite
+from .priors import PriorSet, resolve_priors
+
+
+def _op_class():
+    import pytensor.tensor as pt
+    from pytensor.graph.basic import Apply
+    from pytensor.graph.op import Op
+
+    class CollapsedLoglik(Op):
+        """Collapsed log-likelihood and its gradient in one call.
+
+        Inputs ``beta`` (p,), ``sigma`` (), ``tau`` (K,); outputs ``loglik`` and the three
+        gradients, so that value and gradient share one factorization.
+        """
+
+        def __init__(self, kernel: Kernel):
+            self.kernel = kernel
+
+        def __eq__(self, other):
+            return self is other
+
+        def __hash__(self):
+            return id(self)
+
+        def make_node(self, beta, sigma, tau):
+            beta = pt.as_tensor_variable(beta, dtype="float64")
+            sigma = pt.as_tensor_variable(sigma, dtype="float64")
+            tau = pt.as_tensor_variable(tau, dtype="float64")
+            return Apply(self, [beta, sigma, tau], [pt.dscalar(), pt.dvector(), pt.dscalar(), pt.dvector()])
+
+        def perform(self, node, inputs, outputs):
+            beta, sigma, tau = inputs
+            try:
+                ll, db, ds, dt = self.kernel.loglik_grad(beta, float(sigma), tau)
+            except NotPositiveDefinite:
+                ll, db, ds, dt = -np.inf, np.zeros_like(beta), 0.0, np.zeros_like(tau)
+            outputs[0][0] = np.asarray(ll, dtype="float64")
+            outputs[1][0] = np.asarray(db, dtype="float64")
+            outputs[2][0] = np.asarray(ds, dtype="float64")
+            outputs[3][0] = np.asarray(dt, dtype="float64")
+
+        def pullback(self, inputs, outputs, cotangents):
+            g = cotangents[0]
+            return [g * outputs[1], g * outputs[2], g * outputs[3]]
+
+    return CollapsedLoglik
+
+
+_OP = None
+
+
+def collapsed_loglik_op(kernel: Kernel):
+    global _OP
+    if _OP is None:
+        _OP = _op_class()
+    return _OP(kernel)
+
+
+def can_collapse(design) -> bool:
+    """The analytic-gradient kernel needs scalar variance components (no correlated terms)."""
+    return all(t.p == 1 for t in design.terms)
+
+
+def coords_for(design) -> dict:
+    coords = {"fixed": list(design.fe_names), "component": design.component_names,
+              "obs": np.arange(design.nobs)}
+    for t in design.terms:
+        coords[f"{t.name}_level"] = [str(x) for x in t.levels]
+        if t.p > 1:
+            coords[f"{t.name}_coef"] = [c or t.name for c in t.coef_names]
+    return coords
+
+
+def build_pymc(design, priors=None, marginalize: bool = True, kernel: Kernel | None = None):
+    """Compile a design into a PyMC model.
+
+    Parameters
+    ----------
+    design : Design
+    priors : dict or PriorSet, optional
+        Overrides of the data-scaled defaults (see :mod:`bayesvc.priors`).
+    marginalize : bool
+        Integrate the random effects out (collapsed likelihood). Needs scalar variance
+        components; correlated terms require ``marginalize=False``.
+
+    Returns
+    -------
+    pymc.Model
+        Free variables ``beta`` (dims ``fixed``), ``sd_<component>``, ``sigma``; deterministics
+        ``sd`` and ``var`` (dims ``component``). The non-centered model adds ``z_<term>`` and
+        ``re_<term>``.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    ps: PriorSet = resolve_priors(design, priors)
+    if marginalize and not can_collapse(design):
+        fail("marginalize=True needs scalar variance components; this model has a correlated "
+             "term such as (1 + x|g): use marginalize=False")
+    with pm.Model(coords=coords_for(design)) as model:
+        beta = _fixed_effects(design, ps)
+        sigma = ps.residual.pymc("sigma")
+        sds: list = []
+        if marginalize:
+            for comp in design.component_names:
+                sds.append(ps.sd[comp].pymc(f"sd_{comp}"))
+            sd = pm.Deterministic("sd", pt.stack(sds), dims="component")
+            op = collapsed_loglik_op(kernel or Kernel(design))
+            pm.Potential("loglik", op(beta, sigma, sd)[0])
+        else:
+            mu = pt.dot(pt.as_tensor_variable(design.X), beta)
+            for t in design.terms:
+                contrib, term_sds = _noncentered_term(t, ps)
+                mu = mu + contrib
+                sds.extend(term_sds)
+            sd = pm.Deterministic("sd", pt.stack(sds), dims="component")
+            pm.Normal("y", mu=mu, sigma=sigma, observed=design.y, dims="obs")
+        pm.Deterministic("var", sd**2, dims="component")
+        pm.Deterministic("scale", sigma**2)
+    model._bayesvc = {"design": design, "priors": ps, "marginalize": marginalize}
+    return model
+
+
+def _fixed_effects(design, ps: PriorSet):
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    pri = [ps.fixed[n] for n in design.fe_names]
+    if all(p.flat for p in pri):
+        return pm.Flat("beta", dims="fixed")
+    if any(p.flat for p in pri):
+        fail("priors: fixed effects must be all flat or all Normal")
+    mu = np.array([p.mu for p in pri])
+    sd = np.array([p.sigma for p in pri])
+    return pm.Normal("beta", mu=mu, sigma=sd, dims="fixed")
+
+
+def _noncentered_term(t, ps: PriorSet):
+    import pymc as pm
+    import pytensor.sparse as pts
+    import pytensor.tensor as pt
+
+    level_dim = f"{t.name}_level"
+    codes = t.codes
+    if t.p == 1:
+        sd = ps.sd[t.component_names[0]].pymc(f"sd_{t.component_names[0]}")
+        z = pm.Normal(f"z_{t.name}", 0.0, 1.0, dims=level_dim)
+        b = pm.Deterministic(f"re_{t.name}", sd * z, dims=level_dim)
+        if codes is not None:
+            zval = np.asarray(t.Z.sum(axis=1)).ravel()
+            return pt.as_tensor_variable(zval) * b[codes], [sd]
+        return pts.structured_dot(pts.as_sparse_variable(t.Z.tocsr()), b[:, None])[:, 0], [sd]
+    coef_dim = f"{t.name}_coef"
+    pri = [ps.sd[c] for c in t.component_names]
+    scales = np.array([getattr(p, "sigma", 1.0) for p in pri])
+    if not t.correlated:
+        sds = [p.pymc(f"sd_{c}") for p, c in zip(pri, t.component_names)]
+        z = pm.Normal(f"z_{t.name}", 0.0, 1.0, dims=(level_dim, coef_dim))
+        b = pm.Deterministic(f"re_{t.name}", z * pt.stack(sds)[None, :], dims=(level_dim, coef_dim))
+    else:
+        chol, corr, stds = pm.LKJCholeskyCov(
+            f"chol_{t.name}", n=t.p, eta=2.0, sd_dist=pm.HalfNormal.dist(sigma=scales, shape=t.p),
+            compute_corr=True)
+        z = pm.Normal(f"z_{t.name}", 0.0, 1.0, dims=(level_dim, coef_dim))
+        b = pm.Deterministic(f"re_{t.name}", pt.dot(z, chol.T), dims=(level_dim, coef_dim))
+        sds = [stds[j] for j in range(t.p)]
+    if codes is None:
+        fail(f"term {t.name!r}: non-centered sampling needs one level per observation")
+    zr = t.Z.tocsr()
+    zvals = np.zeros((t.Z.shape[0], t.p))
+    rows = np.repeat(np.arange(zr.shape[0]), np.diff(zr.indptr))
+    zvals[rows, zr.indices % t.p] = zr.data
+    return pt.sum(pt.as_tensor_variable(zvals) * b[codes], axis=1), sds

@@ -1,0 +1,161 @@
+"""Bambi side of the NUTS benchmark (run inside ``.venv-bambi``; see ``setup_bambi_env.sh``).
+
+Fits the seed notebook's nested or crossed data with Bambi 0.21 + nutpie and prints ONE JSON line::
+
+    .venv-bambi/bin/python benchmarks/bambi_fit.py --design nested --draws 1000 --tune 1000 \
+        --chains 4 --seed 1
+
+Models (Bambi's default priors; group-specific effects non-centered, Bambi's default)::
+
+    nested   y ~ 1 + (1|group1) + (1|group1:group2)
+    crossed  y ~ 1 + (1|group1) + (1|group2)
+
+Reported: ``wall_seconds`` (process start -> just before printing, measured with
+``time.perf_counter()`` taken before any import), ``import_seconds``, ``build_seconds``
+(``bmb.Model(...)``), ``fit_seconds`` (``model.fit``: PyMC model build + nutpie compilation +
+sampling + Bambi's post-processing), ``sampling_seconds`` (nutpie's own sampling time, as PyMC
+records it), and for the SD parameters (the group SDs and sigma): minimum bulk ESS, maximum
+R-hat (arviz-stats) and the number of divergences.
+
+This file is standalone: it must not import bayesvc (bayesvc is not installed in .venv-bambi),
+so the seed notebook's two data generators are copied verbatim from ``bayesvc/datasets.py``.
+"""
+
+import time
+
+T_PROCESS_START = time.perf_counter()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+# --------------------------------------------------------------------------- seed data (copied)
+def generate_nested(n_group1=200, n_group2=20, n_rep=10, group1_sd=2, group2_sd=3, unexplained_sd=4):
+    """Two-level nested design: ``group2`` labels nested within ``group1``."""
+    group1 = np.kron(np.arange(n_group1), np.ones(n_group2 * n_rep))
+    u = group1_sd * np.random.normal(size=n_group1)
+    effects1 = np.kron(u, np.ones(n_group2 * n_rep))
+    group2 = np.kron(np.ones(n_group1), np.kron(np.arange(n_group2), np.ones(n_rep)))
+    u = group2_sd * np.random.normal(size=n_group1 * n_group2)
+    effects2 = np.kron(u, np.ones(n_rep))
+    e = unexplained_sd * np.random.normal(size=n_group1 * n_group2 * n_rep)
+    y = effects1 + effects2 + e
+    return pd.DataFrame({"y": y, "group1": group1, "group2": group2})
+
+
+def generate_crossed(n_group1=100, n_group2=100, n_rep=4, group1_sd=2, group2_sd=3, unexplained_sd=4):
+    """Two crossed grouping factors."""
+    group1 = np.kron(np.arange(n_group1, dtype=int), np.ones(n_group2 * n_rep, dtype=int))
+    group1 = group1[np.random.permutation(len(group1))]
+    u = group1_sd * np.random.normal(size=n_group1)
+    effects1 = u[group1]
+    group2 = np.kron(np.arange(n_group2, dtype=int), np.ones(n_group2 * n_rep, dtype=int))
+    group2 = group2[np.random.permutation(len(group2))]
+    u = group2_sd * np.random.normal(size=n_group2)
+    effects2 = u[group2]
+    e = unexplained_sd * np.random.normal(size=n_group1 * n_group2 * n_rep)
+    y = effects1 + effects2 + e
+    return pd.DataFrame({"y": y, "group1": group1, "group2": group2})
+
+
+def seed_data(seed=3123):
+    """The seed notebook's data: ``np.random.seed(3123)``, nested first, then crossed."""
+    np.random.seed(seed)
+    nested = generate_nested()
+    crossed = generate_crossed()
+    return nested, crossed
+
+
+FORMULAS = {
+    "nested": "y ~ 1 + (1|group1) + (1|group1:group2)",
+    "crossed": "y ~ 1 + (1|group1) + (1|group2)",
+}
+
+
+def as_groups(df):
+    """Integer-valued float/int labels -> strings, so Bambi/formulae treat them as factors."""
+    df = df.copy()
+    for c in ("group1", "group2"):
+        df[c] = df[c].astype(int).astype(str)
+    return df
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--design", choices=sorted(FORMULAS), required=True)
+    ap.add_argument("--draws", type=int, default=1000)
+    ap.add_argument("--tune", type=int, default=1000)
+    ap.add_argument("--chains", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args(argv)
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    t0 = time.perf_counter()
+    import arviz_stats as azs
+    import bambi as bmb
+    t_import = time.perf_counter() - t0
+
+    nested, crossed = seed_data()
+    df = as_groups(nested if args.design == "nested" else crossed)
+
+    t0 = time.perf_counter()
+    model = bmb.Model(FORMULAS[args.design], df)
+    t_build = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    idata = model.fit(draws=args.draws, tune=args.tune, chains=args.chains, inference_method="nutpie",
+                      random_seed=args.seed, progressbar=False)
+    t_fit = time.perf_counter() - t0
+
+    post = idata["posterior"]
+    sd_vars = [v for v in post.data_vars if v.endswith("_sigma")] + ["sigma"]
+    ess = azs.ess(idata, var_names=sd_vars, method="bulk")
+    rhat = azs.rhat(idata, var_names=sd_vars)
+    ess_by = {v: float(np.min(ess[v].values)) for v in sd_vars}
+    rhat_by = {v: float(np.max(rhat[v].values)) for v in sd_vars}
+    ss = idata["sample_stats"]
+    div = int(ss["diverging"].values.sum()) if "diverging" in ss else None
+    samp = ss.attrs.get("sampling_time", post.attrs.get("sampling_time"))
+    means = {v: float(post[v].values.mean()) for v in sd_vars}
+
+    import importlib.metadata as md
+
+    versions = {}
+    for p in ("bambi", "formulae", "pymc", "pytensor", "nutpie", "arviz-stats", "numpy"):
+        try:
+            versions[p] = md.version(p)
+        except md.PackageNotFoundError:
+            versions[p] = None
+    out = {
+        "engine": "bambi",
+        "design": args.design,
+        "formula": FORMULAS[args.design],
+        "nobs": int(len(df)),
+        "draws": args.draws, "tune": args.tune, "chains": args.chains, "seed": args.seed,
+        "import_seconds": t_import,
+        "build_seconds": t_build,
+        "fit_seconds": t_fit,
+        "sampling_seconds": float(samp) if samp is not None else None,
+        "sd_vars": sd_vars,
+        "ess_bulk": ess_by,
+        "min_ess_bulk": min(ess_by.values()),
+        "rhat": rhat_by,
+        "max_rhat": max(rhat_by.values()),
+        "divergences": div,
+        "posterior_means": means,
+        "versions": versions,
+        "python": sys.version.split()[0],
+        "pid": os.getpid(),
+        "wall_seconds": time.perf_counter() - T_PROCESS_START,
+    }
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()
