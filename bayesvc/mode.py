@@ -67,7 +67,7 @@ class ModeResult:
         return pd.DataFrame(rows, index=["lower", "upper"]).T
 
     def summary(self, alpha: float = 0.05):
-        from .summary import mode_summary
+        from .summary_bayes import mode_summary
 
         return mode_summary(self, alpha=alpha)
 

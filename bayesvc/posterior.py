@@ -164,7 +164,7 @@ class PosteriorResult:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def summary(self, ci_prob: float = 0.95, ci_kind: str = "eti"):
-        from .summary import posterior_summary
+        from .summary_bayes import posterior_summary
 
         return posterior_summary(self, ci_prob=ci_prob, ci_kind=ci_kind)
 

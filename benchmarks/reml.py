@@ -287,6 +287,9 @@ def main(argv=None) -> int:
     import bayesvc
 
     blas = _limit_blas(args.blas_threads)
+    lib = _library_fingerprint(bayesvc)
+    print(f"bayesvc {bayesvc.__version__} (sources sha1 {lib['sources_sha1'][:12]}, git HEAD {lib['git_head']})",
+          flush=True)
     print(f"BLAS: {blas['description']}", flush=True)
     data = load_data(with_insteval=not args.quick)
     skipped = {} if not args.quick else {"insteval": "skipped (--quick)"}
@@ -335,6 +338,7 @@ def main(argv=None) -> int:
                     "skip_statsmodels": args.skip_statsmodels, "skip_lme4": args.skip_lme4,
                     "blas_threads": args.blas_threads},
         "blas": blas,
+        "bayesvc_sources": lib,
         "lme4": lme4_info,
         "targets": {"statsmodels_crossed_min_ratio": TARGET_SM_CROSSED, "lme4_min_ratio": TARGET_LME4,
                     "lme4_reference_seconds": LME4_REFERENCE,
@@ -346,6 +350,24 @@ def main(argv=None) -> int:
     args.json.write_text(json.dumps(out, indent=2) + "\n")
     print(f"\nwrote {args.json.relative_to(ROOT) if args.json.is_relative_to(ROOT) else args.json}")
     return 0
+
+
+def _library_fingerprint(pkg) -> dict:
+    """Identify the bayesvc sources measured (the tree may hold uncommitted edits)."""
+    import hashlib
+
+    root = Path(pkg.__file__).resolve().parent
+    h = hashlib.sha1()
+    for f in sorted(root.glob("*.py")):
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True).stdout.strip() or None
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", str(root)], cwd=ROOT,
+                                    capture_output=True, text=True).stdout.strip())
+    except OSError:
+        head, dirty = None, None
+    return {"sources_sha1": h.hexdigest(), "git_head": head, "uncommitted_changes": dirty}
 
 
 _BLAS_LIMITER = None  # keeps the threadpoolctl limit alive for the whole run
