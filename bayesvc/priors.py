@@ -30,6 +30,18 @@ class Prior:
     def flat(self) -> bool:
         return False
 
+    #: name of the scale-like parameter that prior sweeps vary (None: nothing to vary)
+    param_name = None
+
+    @property
+    def param_value(self):
+        return getattr(self, self.param_name) if self.param_name else None
+
+    def with_param(self, value) -> "Prior":
+        from dataclasses import replace
+
+        return replace(self, **{self.param_name: value}) if self.param_name else self
+
     def rvs(self, size, rng):  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -43,11 +55,12 @@ class HalfNormal(Prior):
     """Half-normal prior on an SD: ``sigma`` is the scale of the parent normal."""
 
     sigma: float = 1.0
+    param_name = "sigma"
 
-    def pymc(self, name, **kw):
+    def pymc(self, name, param=None, **kw):
         import pymc as pm
 
-        return pm.HalfNormal(name, sigma=self.sigma, **kw)
+        return pm.HalfNormal(name, sigma=self.sigma if param is None else param, **kw)
 
     def logpdf(self, x):
         return stats.halfnorm.logpdf(x, scale=self.sigma)
@@ -63,11 +76,12 @@ class HalfNormal(Prior):
 class HalfStudentT(Prior):
     nu: float = 3.0
     sigma: float = 1.0
+    param_name = "sigma"
 
-    def pymc(self, name, **kw):
+    def pymc(self, name, param=None, **kw):
         import pymc as pm
 
-        return pm.HalfStudentT(name, nu=self.nu, sigma=self.sigma, **kw)
+        return pm.HalfStudentT(name, nu=self.nu, sigma=self.sigma if param is None else param, **kw)
 
     def logpdf(self, x):
         return np.log(2) + stats.t.logpdf(x, df=self.nu, scale=self.sigma)
@@ -82,11 +96,12 @@ class HalfStudentT(Prior):
 @dataclass(frozen=True)
 class HalfCauchy(Prior):
     beta: float = 1.0
+    param_name = "beta"
 
-    def pymc(self, name, **kw):
+    def pymc(self, name, param=None, **kw):
         import pymc as pm
 
-        return pm.HalfCauchy(name, beta=self.beta, **kw)
+        return pm.HalfCauchy(name, beta=self.beta if param is None else param, **kw)
 
     def logpdf(self, x):
         return stats.halfcauchy.logpdf(x, scale=self.beta)
@@ -103,11 +118,12 @@ class Exponential(Prior):
     """Exponential prior on an SD with rate ``lam`` (mean ``1/lam``)."""
 
     lam: float = 1.0
+    param_name = "lam"
 
-    def pymc(self, name, **kw):
+    def pymc(self, name, param=None, **kw):
         import pymc as pm
 
-        return pm.Exponential(name, lam=self.lam, **kw)
+        return pm.Exponential(name, lam=self.lam if param is None else param, **kw)
 
     def logpdf(self, x):
         return stats.expon.logpdf(x, scale=1 / self.lam)
@@ -125,7 +141,7 @@ class Flat(Prior):
 
     positive: bool = True
 
-    def pymc(self, name, **kw):
+    def pymc(self, name, param=None, **kw):
         import pymc as pm
 
         return (pm.HalfFlat if self.positive else pm.Flat)(name, **kw)
@@ -149,7 +165,7 @@ class Normal(Prior):
     mu: float = 0.0
     sigma: float = 1.0
 
-    def pymc(self, name, **kw):
+    def pymc(self, name, param=None, **kw):
         import pymc as pm
 
         return pm.Normal(name, mu=self.mu, sigma=self.sigma, **kw)

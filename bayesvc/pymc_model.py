@@ -115,11 +115,11 @@ def build_pymc(design, priors=None, marginalize: bool = True, kernel: Kernel | N
              "term such as (1 + x|g): use marginalize=False")
     with pm.Model(coords=coords_for(design)) as model:
         beta = _fixed_effects(design, ps)
-        sigma = ps.residual.pymc("sigma")
+        sigma = ps.residual.pymc("sigma", param=prior_data("Residual", ps.residual))
         sds: list = []
         if marginalize:
             for comp in design.component_names:
-                sds.append(ps.sd[comp].pymc(f"sd_{comp}"))
+                sds.append(ps.sd[comp].pymc(f"sd_{comp}", param=prior_data(comp, ps.sd[comp])))
             sd = pm.Deterministic("sd", pt.stack(sds), dims="component")
             op = collapsed_loglik_op(kernel or Kernel(design))
             pm.Potential("loglik", op(beta, sigma, sd)[0])
@@ -135,6 +135,19 @@ def build_pymc(design, priors=None, marginalize: bool = True, kernel: Kernel | N
         pm.Deterministic("scale", sigma**2)
     model._bayesvc = {"design": design, "priors": ps, "marginalize": marginalize}
     return model
+
+
+def prior_data_name(name: str) -> str:
+    return f"prior_{name}"
+
+
+def prior_data(name: str, prior):
+    """The prior's scale parameter as model data, so a prior sweep changes data, not the graph."""
+    import pymc as pm
+
+    if prior.param_name is None:
+        return None
+    return pm.Data(prior_data_name(name), float(prior.param_value))
 
 
 def _fixed_effects(design, ps: PriorSet):
@@ -159,7 +172,8 @@ def _noncentered_term(t, ps: PriorSet):
     level_dim = f"{t.name}_level"
     codes = t.codes
     if t.p == 1:
-        sd = ps.sd[t.component_names[0]].pymc(f"sd_{t.component_names[0]}")
+        c0 = t.component_names[0]
+        sd = ps.sd[c0].pymc(f"sd_{c0}", param=prior_data(c0, ps.sd[c0]))
         z = pm.Normal(f"z_{t.name}", 0.0, 1.0, dims=level_dim)
         b = pm.Deterministic(f"re_{t.name}", sd * z, dims=level_dim)
         if codes is not None:
@@ -170,7 +184,7 @@ def _noncentered_term(t, ps: PriorSet):
     pri = [ps.sd[c] for c in t.component_names]
     scales = np.array([getattr(p, "sigma", 1.0) for p in pri])
     if not t.correlated:
-        sds = [p.pymc(f"sd_{c}") for p, c in zip(pri, t.component_names)]
+        sds = [p.pymc(f"sd_{c}", param=prior_data(c, p)) for p, c in zip(pri, t.component_names)]
         z = pm.Normal(f"z_{t.name}", 0.0, 1.0, dims=(level_dim, coef_dim))
         b = pm.Deterministic(f"re_{t.name}", z * pt.stack(sds)[None, :], dims=(level_dim, coef_dim))
     else:

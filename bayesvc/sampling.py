@@ -21,14 +21,24 @@ from .pymc_model import build_pymc, can_collapse, coords_for
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 
 
-def run_nuts(model, draws, tune, chains, random_seed, sampler, progressbar):
+def compile_nutpie(model):
+    """Compile once; :func:`run_nuts` reuses it (e.g. with new prior scales via ``with_data``)."""
+    import nutpie
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*object mode.*")
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        return nutpie.compile_pymc_model(model)
+
+
+def run_nuts(model, draws, tune, chains, random_seed, sampler, progressbar, compiled=None):
     """Sample a PyMC model with the chosen NUTS implementation; returns a DataTree."""
     import pymc as pm
 
     if sampler == "nutpie":
         import nutpie
 
-        compiled = nutpie.compile_pymc_model(model)
+        compiled = compiled if compiled is not None else compile_nutpie(model)
         return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=random_seed,
                              progress_bar=progressbar, save_warmup=False)
     with model:
@@ -105,17 +115,25 @@ def log_prior_dataset(ps, post: xr.Dataset, design) -> xr.Dataset:
                "fixed": list(design.fe_names)})
 
 
-def sample(design, priors=None, draws=1000, tune=1000, chains=4, random_seed=None, sampler="nutpie",
-           marginalize=True, progressbar=True, kernel=None, random_effects=True, thin_random_effects=1,
-           log_likelihood="auto"):
-    """Sample the posterior with NUTS; returns a :class:`~bayesvc.posterior.PosteriorResult`."""
-    from .posterior import PosteriorResult
-
+def _check_args(sampler, draws, tune, chains):
     if sampler not in SAMPLERS:
         fail(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
     for name, v in (("draws", draws), ("tune", tune), ("chains", chains)):
         if not isinstance(v, (int, np.integer)) or v < (1 if name != "tune" else 0):
             fail(f"{name} must be a positive integer, got {v!r}")
+
+
+def sample(design, priors=None, draws=1000, tune=1000, chains=4, random_seed=None, sampler="nutpie",
+           marginalize=True, progressbar=True, kernel=None, random_effects=True, thin_random_effects=1,
+           log_likelihood="auto", model=None, compiled=None):
+    """Sample the posterior with NUTS; returns a :class:`~bayesvc.posterior.PosteriorResult`.
+
+    ``model`` / ``compiled`` reuse an already built PyMC model and its nutpie compilation (prior
+    sweeps); ``priors`` must then describe the priors that model currently holds.
+    """
+    from .posterior import PosteriorResult
+
+    _check_args(sampler, draws, tune, chains)
     if marginalize and not can_collapse(design):
         warnings.warn("correlated random-effect terms are sampled non-centered (marginalize=False)",
                       stacklevel=3)
@@ -124,18 +142,23 @@ def sample(design, priors=None, draws=1000, tune=1000, chains=4, random_seed=Non
         fail("sampler='numpyro' runs the non-centered model only: pass marginalize=False")
     t0 = time.perf_counter()
     kernel = kernel or (Kernel(design) if marginalize else None)
-    model = build_pymc(design, priors, marginalize=marginalize, kernel=kernel)
-    ps = model._bayesvc["priors"]
+    if model is None:
+        model = build_pymc(design, priors, marginalize=marginalize, kernel=kernel)
+        ps = model._bayesvc["priors"]
+    else:
+        from .priors import resolve_priors
+
+        ps = resolve_priors(design, priors)
     seed = int(np.random.SeedSequence(random_seed).generate_state(1)[0] % (2**31)) \
         if random_seed is None or not isinstance(random_seed, (int, np.integer)) else int(random_seed)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*object mode.*")
         warnings.filterwarnings("ignore", category=FutureWarning)
-        dt = run_nuts(model, draws, tune, chains, seed, sampler, progressbar)
+        dt = run_nuts(model, draws, tune, chains, seed, sampler, progressbar, compiled=compiled)
     t_sample = time.perf_counter() - t0
     post = dt["posterior"].to_dataset()
     drop = [v for v in post.data_vars if v.startswith("sd_") or v.startswith("z_") or v.startswith("chol_")]
-    post = post.drop_vars(drop)
+    post = post.drop_vars(drop + [v for v in post.data_vars if v.startswith("prior_")])
     coords = coords_for(design)
     re_draws = {}
     if marginalize and random_effects:
