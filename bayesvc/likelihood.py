@@ -156,27 +156,32 @@ class Kernel:
         costs one mat-vec instead of a sparse-sparse product.
         """
         m = self.m
-        ii, jj, ll, vv = [], [], [], []
-        for col in range(C1.shape[1]):
-            a, b = C1.indptr[col], C1.indptr[col + 1]
-            r, v = C1.indices[a:b], C1.data[a:b]
-            iu, ju = np.triu_indices(len(r))
-            ii.append(r[iu])
-            jj.append(r[ju])
-            vv.append(v[iu] * v[ju])
-            ll.append(np.full(len(iu), col))
-        ii, jj = np.concatenate(ii), np.concatenate(jj)
         q1 = C1.shape[1]
+        # every pair (k, k') of nonzeros k <= k' within one column, without a Python loop
+        nnz = C1.nnz
+        col_of = np.repeat(np.arange(q1), np.diff(C1.indptr))
+        cnt = C1.indptr[col_of + 1] - np.arange(nnz)
+        a = np.repeat(np.arange(nnz), cnt)
+        b = a + (np.arange(a.size) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+        ii, jj = C1.indices[a], C1.indices[b]
+        vv, ll = C1.data[a] * C1.data[b], col_of[a]
         # dense products win when C1 is small and dense (crossed designs); pairs when sparse (nested)
         self.C1_dense = C1.toarray() if (m * q1 <= 4_000_000 and m * m * q1 <= 30 * len(ii)) else None
         lo, hi = np.minimum(ii, jj), np.maximum(ii, jj)
         key = lo.astype(np.int64) * m + hi
-        uniq, idx = np.unique(key, return_inverse=True)
+        if m * m <= 50_000_000:
+            present = np.zeros(m * m, dtype=bool)
+            present[key] = True
+            uniq = np.flatnonzero(present)
+            idx = (np.cumsum(present) - 1)[key]
+        else:
+            uniq, idx = np.unique(key, return_inverse=True)
         self.pair_i, self.pair_j = uniq // m, uniq % m
-        self.P = sp.csr_matrix((np.concatenate(vv), (idx, np.concatenate(ll))), shape=(len(uniq), C1.shape[1]))
+        self.P = sp.csr_matrix((vv, (idx, ll)), shape=(len(uniq), q1))
         zz = (self.pair_i < self.rz) & (self.pair_j < self.rz)
         self.Pz = self.P[zz]
         self.pz_i, self.pz_j = self.pair_i[zz], self.pair_j[zz]
+        self.pz_w = np.where(self.pz_i == self.pz_j, 1.0, 2.0)
         offdiag_z = np.any(self.pz_i != self.pz_j)
         Azz = self.stats.Arr[: self.rz, : self.rz]
         self.diag_S = self.scalar and not offdiag_z and np.count_nonzero(Azz - np.diag(np.diag(Azz))) == 0
@@ -347,8 +352,7 @@ class Kernel:
                 else:
                     vals = (self.Pz @ w2) * lv[self.pz_i] * lv[self.pz_j]
                     # sum(Sinv * BD2B) over the symmetric scatter of the pair values
-                    w = np.where(self.pz_i == self.pz_j, 1.0, 2.0)
-                    t1 -= np.sum(w * vals * Sinv[self.pz_i, self.pz_j])
+                    t1 -= np.sum(self.pz_w * vals * Sinv[self.pz_i, self.pz_j])
             t[self.first] = t1
         return t, Sinv
 
@@ -450,7 +454,17 @@ class Kernel:
             t = self.terms[self.first]
             p1 = t.p
             Ainv11 = f.Dinv.copy()
-            if self.rz:
+            if self.rz and p1 == 1:
+                # diag(D^-1 B' S^-1 B D^-1) from the pair products: no q1 x q1 identity needed
+                lv = f.Lam_rest.d if self.scalar else f.Lam_rest.diagonal()
+                w2 = (f.lam1[0, 0] / f.D[:, 0, 0]) ** 2
+                if self.C1_dense is not None:
+                    Cz = self.C1_dense[: self.rz]
+                    quad = np.sum(((Sinv * np.outer(lv, lv)) @ Cz) * Cz, axis=0)
+                else:
+                    quad = self.Pz.T @ (self.pz_w * lv[self.pz_i] * lv[self.pz_j] * Sinv[self.pz_i, self.pz_j])
+                Ainv11 = Ainv11 + (w2 * quad)[:, None, None]
+            elif self.rz:
                 # K = Lzz^{-1} B D^{-1}; diagonal blocks of D^{-1} B' S^{-1} B D^{-1} = K_l' K_l
                 BDinv = np.zeros((self.rz, t.q))
                 eye = np.eye(t.q)

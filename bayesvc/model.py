@@ -87,12 +87,17 @@ class VCModel:
     def fit_ml(self):
         return self.fit_reml(reml=False)
 
-    def build_pymc(self, priors=None, marginalize: bool = True):
+    def build_pymc(self, priors=None, marginalize=True):
         """The PyMC model (public, so it can be extended); see :func:`bayesvc.pymc_model.build_pymc`."""
         from .pymc_model import build_pymc
 
         return build_pymc(self.design, priors, marginalize=marginalize,
-                          kernel=self.kernel if marginalize else None)
+                          kernel=self.kernel if self._collapsible(marginalize) else None)
+
+    def _collapsible(self, marginalize) -> bool:
+        from .pymc_model import can_collapse
+
+        return marginalize not in (False, "none", "partial") and can_collapse(self.design)
 
     def fit_map(self, priors=None, integrate_fixed: bool = False):
         """Posterior mode of the marginal posterior with a Laplace covariance
@@ -102,10 +107,13 @@ class VCModel:
         return fit_map(self.design, priors, integrate_fixed=integrate_fixed, kernel=self.kernel)
 
     def sample(self, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed=None,
-               sampler: str = "nutpie", marginalize: bool = True, progressbar: bool = True,
+               sampler: str = "nutpie", marginalize=True, progressbar: bool = True,
                priors=None, random_effects: bool = True, thin_random_effects: int = 1,
                log_likelihood="auto"):
         """NUTS on the collapsed likelihood (default) or the non-centered model.
+
+        ``marginalize``: ``True``/``"auto"`` (cost rule), ``"full"``, ``"partial"`` or ``False``;
+        see :func:`bayesvc.pymc_model.build_pymc`.
 
         Returns a :class:`~bayesvc.posterior.PosteriorResult` whose ``idata`` is an ArviZ DataTree.
         ``sampler`` is ``"nutpie"`` (default), ``"pymc"`` or ``"numpyro"`` (JAX; non-centered only).
@@ -117,7 +125,7 @@ class VCModel:
         with threadpool_limits(1):
             return sample(self.design, priors=priors, draws=draws, tune=tune, chains=chains,
                           random_seed=random_seed, sampler=sampler, marginalize=marginalize,
-                          progressbar=progressbar, kernel=self.kernel if marginalize else None,
+                          progressbar=progressbar, kernel=self.kernel if self._collapsible(marginalize) else None,
                           random_effects=random_effects, thin_random_effects=thin_random_effects,
                           log_likelihood=log_likelihood)
 

@@ -34,7 +34,7 @@ class PosteriorResult:
     idata: object = field(repr=False)
     priors: object = field(repr=False)
     sampler: str
-    marginalize: bool
+    marginalize: str  # "full", "partial" or "none"
     draws: int
     tune: int
     chains: int
@@ -124,8 +124,9 @@ class PosteriorResult:
             msgs.append(f"effective sample size below {ESS_MIN} for {', '.join(low.index)} "
                         f"(min {min(low.ess_bulk.min(), low.ess_tail.min()):.0f}): increase draws")
         if self.divergences:
-            msgs.append(f"{self.divergences} divergent transitions: increase tune, or try the other "
-                        f"parameterization (marginalize={not self.marginalize})")
+            other = "False" if self.marginalize != "none" else "'full'"
+            msgs.append(f"{self.divergences} divergent transitions: increase tune, or try another "
+                        f"parameterization (marginalize={other})")
         return msgs
 
     @property

@@ -77,6 +77,47 @@ def can_collapse(design) -> bool:
     return all(t.p == 1 for t in design.terms)
 
 
+#: dense Schur complements up to this size are factorized per gradient (full collapse)
+FULL_COLLAPSE_MAX_DENSE = 400
+
+
+def choose_marginalization(design, marginalize, kernel: Kernel | None = None) -> str:
+    """Resolve ``marginalize`` to ``"full"``, ``"partial"`` or ``"none"``.
+
+    Cost rule for ``True``/``"auto"``: integrate every random effect out (``"full"``) when the
+    kernel's dense Schur complement (all terms but the largest block-diagonal one) is at most
+    ``FULL_COLLAPSE_MAX_DENSE`` columns or diagonal (nested designs); otherwise (large crossed
+    designs such as InstEval, where each gradient would factor a dense ~1,000-level block)
+    integrate out only the largest factor and sample the others non-centered (``"partial"``,
+    Lai, Domke & Sheldon 2024). Correlated terms are always sampled non-centered.
+    """
+    if marginalize is False or marginalize == "none":
+        return "none"
+    if marginalize not in (True, "auto", "full", "partial"):
+        fail(f"marginalize must be True, False, 'auto', 'full' or 'partial', got {marginalize!r}")
+    if marginalize == "partial":
+        if _partial_term(design) is None:
+            fail("marginalize='partial' needs a scalar random-intercept-like term to integrate out")
+        return "partial"
+    if not can_collapse(design):
+        if marginalize == "full":
+            fail("marginalize='full' needs scalar variance components; this model has a correlated "
+                 "term such as (1 + x|g): use marginalize=False")
+        return "none"
+    if marginalize == "full":
+        return "full"
+    k = kernel or Kernel(design)
+    if k.rz <= FULL_COLLAPSE_MAX_DENSE or getattr(k, "diag_S", False):
+        return "full"
+    return "partial" if _partial_term(design) is not None else "full"
+
+
+def _partial_term(design) -> int | None:
+    """Index of the largest scalar term with one level per observation (integrated out)."""
+    cand = [i for i, t in enumerate(design.terms) if t.p == 1 and t.codes is not None]
+    return max(cand, key=lambda i: design.terms[i].q) if cand else None
+
+
 def coords_for(design) -> dict:
     coords = {"fixed": list(design.fe_names), "component": design.component_names,
               "obs": np.arange(design.nobs)}
@@ -87,7 +128,7 @@ def coords_for(design) -> dict:
     return coords
 
 
-def build_pymc(design, priors=None, marginalize: bool = True, kernel: Kernel | None = None):
+def build_pymc(design, priors=None, marginalize=True, kernel: Kernel | None = None):
     """Compile a design into a PyMC model.
 
     Parameters
@@ -95,9 +136,12 @@ def build_pymc(design, priors=None, marginalize: bool = True, kernel: Kernel | N
     design : Design
     priors : dict or PriorSet, optional
         Overrides of the data-scaled defaults (see :mod:`bayesvc.priors`).
-    marginalize : bool
-        Integrate the random effects out (collapsed likelihood). Needs scalar variance
-        components; correlated terms require ``marginalize=False``.
+    marginalize : bool or {'auto', 'full', 'partial'}
+        ``"full"``: integrate every random effect out (collapsed likelihood through the blocked
+        kernel; scalar variance components only). ``"partial"``: integrate out only the largest
+        factor, in closed form per level, and sample the other terms non-centered (pure PyTensor:
+        runs on every backend, JAX included). ``False``: non-centered. ``True``/``"auto"``: the
+        cost rule of :func:`choose_marginalization`.
 
     Returns
     -------
@@ -110,31 +154,63 @@ def build_pymc(design, priors=None, marginalize: bool = True, kernel: Kernel | N
     import pytensor.tensor as pt
 
     ps: PriorSet = resolve_priors(design, priors)
-    if marginalize and not can_collapse(design):
-        fail("marginalize=True needs scalar variance components; this model has a correlated "
-             "term such as (1 + x|g): use marginalize=False")
+    mode = choose_marginalization(design, marginalize, kernel)
     with pm.Model(coords=coords_for(design)) as model:
         beta = _fixed_effects(design, ps)
         sigma = ps.residual.pymc("sigma", param=prior_data("Residual", ps.residual))
         sds: list = []
-        if marginalize:
+        if mode == "full":
             for comp in design.component_names:
                 sds.append(ps.sd[comp].pymc(f"sd_{comp}", param=prior_data(comp, ps.sd[comp])))
             sd = pm.Deterministic("sd", pt.stack(sds), dims="component")
             op = collapsed_loglik_op(kernel or Kernel(design))
             pm.Potential("loglik", op(beta, sigma, sd)[0])
         else:
+            skip = _partial_term(design) if mode == "partial" else None
             mu = pt.dot(pt.as_tensor_variable(design.X), beta)
-            for t in design.terms:
+            sd_of = {}
+            for i, t in enumerate(design.terms):
+                if i == skip:
+                    c0 = t.component_names[0]
+                    sd_of[c0] = ps.sd[c0].pymc(f"sd_{c0}", param=prior_data(c0, ps.sd[c0]))
+                    continue
                 contrib, term_sds = _noncentered_term(t, ps)
                 mu = mu + contrib
-                sds.extend(term_sds)
-            sd = pm.Deterministic("sd", pt.stack(sds), dims="component")
-            pm.Normal("y", mu=mu, sigma=sigma, observed=design.y, dims="obs")
+                sd_of.update(zip(t.component_names, term_sds))
+            sd = pm.Deterministic("sd", pt.stack([sd_of[c] for c in design.component_names]), dims="component")
+            if skip is None:
+                pm.Normal("y", mu=mu, sigma=sigma, observed=design.y, dims="obs")
+            else:
+                t = design.terms[skip]
+                pm.Potential("loglik", _partial_loglik(design, t, mu, sigma, sd_of[t.component_names[0]]))
         pm.Deterministic("var", sd**2, dims="component")
         pm.Deterministic("scale", sigma**2)
-    model._bayesvc = {"design": design, "priors": ps, "marginalize": marginalize}
+    model._bayesvc = {"design": design, "priors": ps, "marginalize": mode}
     return model
+
+
+def _zvals(t) -> np.ndarray:
+    """The z value of each observation for a scalar term with one level per observation."""
+    return np.asarray(t.Z.sum(axis=1)).ravel()
+
+
+def _partial_loglik(design, t, mu, sigma, tau):
+    """log N(y | mu, sigma^2 I + tau^2 Z_t Z_t') for a term whose levels partition the data:
+    per level ``l`` with ``a_l = sum z^2`` and ``s_l = sum z r``,
+    ``log|V_l| = n_l log sigma^2 + log(1 + theta^2 a_l)`` and
+    ``r'V^{-1}r = (r'r - theta^2 s_l^2 / (1 + theta^2 a_l)) / sigma^2``, ``theta = tau / sigma``.
+    Written in PyTensor (segment sums by indexing), so autodiff and every backend apply."""
+    import pytensor.tensor as pt
+
+    codes, z = t.codes, _zvals(t)
+    a = np.bincount(codes, weights=z * z, minlength=t.n_levels)
+    r = pt.as_tensor_variable(design.y) - mu
+    s = pt.inc_subtensor(pt.zeros(t.n_levels)[codes], pt.as_tensor_variable(z) * r)
+    th2 = (tau / sigma) ** 2
+    denom = 1.0 + th2 * a
+    n = design.nobs
+    quad = (pt.sum(r * r) - th2 * pt.sum(s * s / denom)) / sigma**2
+    return -0.5 * (n * np.log(2 * np.pi) + 2 * n * pt.log(sigma) + pt.sum(pt.log(denom)) + quad)
 
 
 def prior_data_name(name: str) -> str:

@@ -154,16 +154,14 @@ def _variance_se(kernel: Kernel, theta: np.ndarray, scale: float, reml: bool) ->
     v0 = np.append(scale * theta**2, scale)
     h = 1e-4 * v0
     k = len(v0)
-    H = np.empty((k, k))
+    E = np.eye(k) * h
+    # forward differences: k + k(k+1)/2 factorizations (the criterion is smooth here)
     f0 = crit(v0)
+    f1 = np.array([crit(v0 + E[a]) for a in range(k)])
+    H = np.empty((k, k))
     for a in range(k):
         for b in range(a, k):
-            ea, eb = np.eye(k)[a] * h[a], np.eye(k)[b] * h[b]
-            if a == b:
-                H[a, a] = (crit(v0 + ea) - 2 * f0 + crit(v0 - ea)) / h[a] ** 2
-            else:
-                H[a, b] = H[b, a] = (crit(v0 + ea + eb) - crit(v0 + ea - eb) - crit(v0 - ea + eb)
-                                     + crit(v0 - ea - eb)) / (4 * h[a] * h[b])
+            H[a, b] = H[b, a] = (crit(v0 + E[a] + E[b]) - f1[a] - f1[b] + f0) / (h[a] * h[b])
     try:
         cov = np.linalg.inv(H)
         return np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))

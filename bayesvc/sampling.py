@@ -16,7 +16,7 @@ import xarray as xr
 
 from .checks import fail
 from .likelihood import Kernel
-from .pymc_model import build_pymc, can_collapse, coords_for
+from .pymc_model import _partial_term, _zvals, build_pymc, can_collapse, choose_marginalization, coords_for
 
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 
@@ -79,6 +79,32 @@ def draw_random_effects(kernel: Kernel, post: xr.Dataset, rng: np.random.Generat
     return out, keep
 
 
+def draw_partial_term(design, k, post: xr.Dataset, re_draws: dict, rng: np.random.Generator) -> np.ndarray:
+    """Exact conditional draws of the term integrated out by ``marginalize='partial'``.
+
+    Given everything else, level ``l`` has precision ``1/tau^2 + a_l/sigma^2`` and mean
+    ``(s_l/sigma^2) / precision`` with ``a_l = sum z^2``, ``s_l = sum z r`` (r: residual without it).
+    """
+    t = design.terms[k]
+    codes, z = t.codes, _zvals(t)
+    a = np.bincount(codes, weights=z * z, minlength=t.n_levels)
+    beta, sigma = post["beta"].values, post["sigma"].values
+    tau = post["sd"].sel(component=t.component_names[0]).values
+    nc, nd = sigma.shape
+    out = np.empty((nc, nd, t.n_levels))
+    others = [(u, re_draws[u.name]) for i, u in enumerate(design.terms) if i != k]
+    zo = [(u.codes, _zvals(u)) for u, _ in others]
+    for c in range(nc):
+        for d in range(nd):
+            r = design.y - design.X @ beta[c, d]
+            for (u, b), (cu, zu) in zip(others, zo):
+                r = r - zu * b[c, d][cu]
+            s = np.bincount(codes, weights=z * r, minlength=t.n_levels)
+            prec = 1.0 / tau[c, d] ** 2 + a / sigma[c, d] ** 2
+            out[c, d] = s / sigma[c, d] ** 2 / prec + rng.standard_normal(t.n_levels) / np.sqrt(prec)
+    return out
+
+
 def pointwise_loglik(design, post: xr.Dataset, re_draws: dict[str, np.ndarray]) -> np.ndarray:
     """log N(y_i | x_i beta + z_i b, sigma^2) for every draw and observation."""
     beta, sigma = post["beta"].values, post["sigma"].values
@@ -134,16 +160,19 @@ def sample(design, priors=None, draws=1000, tune=1000, chains=4, random_seed=Non
     from .posterior import PosteriorResult
 
     _check_args(sampler, draws, tune, chains)
-    if marginalize and not can_collapse(design):
+    if marginalize in (True, "auto") and not can_collapse(design):
         warnings.warn("correlated random-effect terms are sampled non-centered (marginalize=False)",
                       stacklevel=3)
         marginalize = False
-    if sampler == "numpyro" and marginalize:
-        fail("sampler='numpyro' runs the non-centered model only: pass marginalize=False")
     t0 = time.perf_counter()
-    kernel = kernel or (Kernel(design) if marginalize else None)
+    if can_collapse(design) and marginalize not in (False, "none", "partial"):
+        kernel = kernel or Kernel(design)
+    mode = model._bayesvc["marginalize"] if model is not None else choose_marginalization(design, marginalize, kernel)
+    if sampler == "numpyro" and mode == "full":
+        fail("sampler='numpyro' needs a model written in PyTensor alone: pass marginalize='partial' "
+             "or marginalize=False (the full collapse runs a NumPy kernel)")
     if model is None:
-        model = build_pymc(design, priors, marginalize=marginalize, kernel=kernel)
+        model = build_pymc(design, priors, marginalize=mode, kernel=kernel)
         ps = model._bayesvc["priors"]
     else:
         from .priors import resolve_priors
@@ -161,7 +190,7 @@ def sample(design, priors=None, draws=1000, tune=1000, chains=4, random_seed=Non
     post = post.drop_vars(drop + [v for v in post.data_vars if v.startswith("prior_")])
     coords = coords_for(design)
     re_draws = {}
-    if marginalize and random_effects:
+    if mode == "full" and random_effects:
         rng = np.random.default_rng(seed)
         draws_list, keep = draw_random_effects(kernel, post, rng, thin_random_effects)
         for t, arr in zip(design.terms, draws_list):
@@ -173,9 +202,16 @@ def sample(design, priors=None, draws=1000, tune=1000, chains=4, random_seed=Non
             for t in design.terms:
                 dims = ("chain", "draw", f"{t.name}_level") + ((f"{t.name}_coef",) if t.p > 1 else ())
                 post[f"re_{t.name}"] = xr.DataArray(re_draws[t.name], dims=dims)
-    elif not marginalize:
-        for t in design.terms:
-            re_draws[t.name] = post[f"re_{t.name}"].values
+    else:
+        skip = _partial_term(design) if mode == "partial" else None
+        for i, t in enumerate(design.terms):
+            if i != skip:
+                re_draws[t.name] = post[f"re_{t.name}"].values
+        if skip is not None and random_effects:
+            t = design.terms[skip]
+            rng = np.random.default_rng(seed)
+            re_draws[t.name] = draw_partial_term(design, skip, post, re_draws, rng)
+            post[f"re_{t.name}"] = xr.DataArray(re_draws[t.name], dims=("chain", "draw", f"{t.name}_level"))
     for t in design.terms:
         for dim in (f"{t.name}_level", f"{t.name}_coef"):
             if dim in post.dims:
@@ -191,5 +227,5 @@ def sample(design, priors=None, draws=1000, tune=1000, chains=4, random_seed=Non
     groups["observed_data"] = xr.Dataset({"y": (("obs",), design.y)})
     tree = xr.DataTree.from_dict({k: xr.DataTree(v) for k, v in groups.items()})
     return PosteriorResult(design=design, idata=tree, priors=ps, sampler=sampler,
-                           marginalize=marginalize, draws=draws, tune=tune, chains=chains,
+                           marginalize=mode, draws=draws, tune=tune, chains=chains,
                            seed=seed, seconds=time.perf_counter() - t0, sampling_seconds=t_sample)

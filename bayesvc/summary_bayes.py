@@ -52,7 +52,8 @@ def posterior_summary(result, ci_prob: float = 0.95, ci_kind: str = "eti") -> Su
     params.index = pd.Index([_row_label(i, result.design) for i in s.index], dtype=object)
     d = result.diagnostics()
     header = _group_header(result.design) + [
-        ("Method:", "NUTS" + (" (collapsed)" if result.marginalize else " (non-centered)")),
+        ("Method:", "NUTS (" + {"full": "collapsed", "partial": "partly collapsed",
+                                "none": "non-centered"}[result.marginalize] + ")"),
         ("Sampler:", result.sampler),
         ("Chains x draws:", f"{result.chains} x {result.draws}"),
         ("Divergences:", int(result.divergences)),

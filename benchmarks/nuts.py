@@ -178,7 +178,8 @@ def table(design: str, res: dict) -> str:
         if "error" in r:
             rows.append(f"| {eng} | {_fmt(r.get('parent_wall_seconds'), '.1f')} | failed: {r['error']} | | | | |")
             continue
-        rows.append(f"| {eng} | {r['parent_wall_seconds']:.1f} | {_fmt(r.get('fit_seconds'), '.1f')} | "
+        flag = " (R-hat > 1.01: ESS unreliable)" if r["max_rhat"] > RHAT_MAX else ""
+        rows.append(f"| {eng}{flag} | {r['parent_wall_seconds']:.1f} | {_fmt(r.get('fit_seconds'), '.1f')} | "
                     f"{r['min_ess_bulk']:.0f} | {r['ess_per_second']:.2f} | {r['max_rhat']:.4f} | "
                     f"{r['divergences']} |")
     rows.append("")

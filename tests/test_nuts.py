@@ -145,7 +145,7 @@ def test_correlated_terms_sample_noncentered():
     m = bvc.VCModel.from_formula("Reaction ~ 1 + Days + (1 + Days|Subject)", data=df)
     with pytest.warns(UserWarning, match="non-centered"):
         r = m.sample(draws=300, tune=300, chains=2, random_seed=1, progressbar=False)
-    assert not r.marginalize
+    assert r.marginalize == "none"
     assert r.posterior["re_Subject"].dims == ("chain", "draw", "Subject_level", "Subject_coef")
     reml = m.fit_reml()
     med = r.posterior["var"].median(("chain", "draw")).to_series()
@@ -169,3 +169,36 @@ def test_bad_sampler_arguments(penicillin):
         m.sample(sampler="gibbs")
     with pytest.raises(bvc.SpecificationError, match="draws"):
         m.sample(draws=0)
+
+
+def test_partial_collapse_matches_full(small_nested):
+    """Integrating out only the largest factor gives the same posterior as the full collapse."""
+    m = bvc.VCModel.from_formula("y ~ 1 + (1|g1/g2)", data=small_nested)
+    kw = dict(draws=1000, tune=1000, chains=2, random_seed=4, progressbar=False)
+    full = m.sample(**kw)
+    part = m.sample(marginalize="partial", **kw)
+    assert (full.marginalize, part.marginalize) == ("full", "partial")
+    assert part.posterior["re_g1:g2"].shape == (2, 1000, 60)
+    for q in (0.25, 0.5, 0.75):
+        a, b = _quantiles(full, [q])[0], _quantiles(part, [q])[0]
+        tol = 4 * np.sqrt(_mcse_quantile(full, q) ** 2 + _mcse_quantile(part, q) ** 2)
+        assert np.all(np.abs(a - b) < tol), (q, a, b, tol)
+    # the exact conditional draws of the integrated term agree in distribution too
+    fa = full.posterior["re_g1:g2"].mean(("chain", "draw")).values
+    pa = part.posterior["re_g1:g2"].mean(("chain", "draw")).values
+    assert np.max(np.abs(fa - pa)) < 0.15
+
+
+def test_cost_rule_picks_partial_for_large_crossed():
+    from bayesvc.pymc_model import choose_marginalization
+
+    rng = np.random.default_rng(0)
+    n = 6000
+    df = pd.DataFrame({"a": rng.integers(0, 900, n), "b": rng.integers(0, 600, n)})
+    df["y"] = rng.normal(size=900)[df.a] + rng.normal(size=600)[df.b] + rng.normal(size=n)
+    m = bvc.VCModel.from_formula("y ~ 1 + (1|a) + (1|b)", data=df)
+    assert choose_marginalization(m.design, True, m.kernel) == "partial"
+    small = bvc.VCModel.from_formula("y ~ 1 + (1|a) + (1|b)", data=df.assign(b=df.b % 50))
+    assert choose_marginalization(small.design, True, small.kernel) == "full"
+    with pytest.raises(bvc.SpecificationError, match="marginalize"):
+        choose_marginalization(m.design, "sometimes")
