@@ -225,9 +225,6 @@ def test_rank_deficient_x_drops_with_warning(collinear):
     assert res.llf == pytest.approx(ref.llf, abs=1e-8)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "checks.drop_rank_deficient uses a column-pivoted QR, which keeps the column of largest norm "
-    "(x2) and drops x1; lme4 (and the function's docstring) drop the later, dependent column"))
 def test_rank_deficient_x_drops_the_later_column_as_lme4(collinear):
     with pytest.warns(bvc.RankDeficiencyWarning, match="x2"):
         res = fit("Yield ~ x1 + x2 + (1|Batch)", collinear)
@@ -267,11 +264,6 @@ def test_boundary_fit_succeeds_and_says_so():
     assert res.fe_params["Intercept"] == pytest.approx(df.y.mean(), rel=1e-10)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "reml.optimize_deviance: the deviance depends on theta**2, so theta = 0 is a stationary point; "
-    "L-BFGS-B steps from theta0 = 1 onto the bound, sees a zero projected gradient and stops. "
-    "Here (seed 0, MSB > MSW) REML is interior (group variance (MSB - MSW)/5 = 0.068, as "
-    "statsmodels) but bayesvc reports 0 and a boundary fit with a worse llf"))
 def test_interior_optimum_is_not_reported_as_boundary():
     df = no_group_effect(0)
     msb = 5 * df.groupby("g").y.mean().var(ddof=1)
@@ -296,27 +288,17 @@ def test_interior_fit_is_not_flagged():
 
 # ----------------------------------------------------------------------------- known gaps (see report)
 
-@pytest.mark.xfail(strict=False, reason=(
-    "a grouping factor with one level per observation is confounded with the residual; lme4 "
-    "stops ('number of levels of each grouping factor must be < number of observations'), "
-    "checks.check_levels ignores n_obs"))
 def test_one_level_per_observation_is_an_error(dyestuff):
     df = dyestuff.assign(obs=np.arange(len(dyestuff)))
     with raises_naming("'obs'"):
         fit("Yield ~ 1 + (1|obs)", df)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "a constant response fails deep in the Cholesky (NotPositiveDefinite: 'Internal potrf "
-    "return info ...') instead of a SpecificationError naming the response"))
 def test_constant_response(dyestuff):
     with raises_naming("'Yield'", "constant"):
         fit("Yield ~ 1 + (1|Batch)", dyestuff.assign(Yield=1.0))
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "design._as_2d converts with np.asarray(dtype=float): the ValueError says "
-    "'could not convert string to float' without naming exog / exog_re"))
 @pytest.mark.parametrize("which", ["exog", "exog_re"])
 def test_non_numeric_exog_arrays_named(dyestuff, which):
     kw = {"exog": np.ones(30), "exog_re": np.ones(30)}

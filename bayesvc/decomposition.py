@@ -1,0 +1,261 @@
+"""Variance decomposition (shares of total variance, intraclass correlations) and tidy random effects.
+
+Definitions
+-----------
+With component variances ``v_1, ..., v_K`` and residual variance ``s2``, the total variance is
+``T = v_1 + ... + v_K + s2`` (the variance of one observation in a random-intercept model).
+
+* **Share** of a component: ``v_k / T``; the residual's share is ``s2 / T``; the shares sum to 1.
+  For random slopes ``v_k`` is on the covariate's scale, so their share is only nominal.
+* **ICC** of a grouping factor ``g``: the correlation of two observations that share their level of
+  ``g`` and of every factor ``g`` is nested in, but no other level:
+  ``sum(v_j for j nested-above-or-equal g) / T``. Nesting is read from the data (``g`` is nested
+  in ``h`` when every level of ``g`` lies within one level of ``h``). In the nested design
+  ``(1|batch/cask)``, ``icc(batch) = v_batch / T`` and
+  ``icc(batch:cask) = (v_batch + v_batch:cask) / T``; in crossed designs each factor's ICC is its
+  share. Only random-intercept (0/1 indicator) terms get an ICC.
+
+Intervals
+---------
+* REML/ML: delta method on the logit scale, from the observed information of the non-profiled
+  REML/ML criterion in (component variances, residual variance) (the criterion of
+  :func:`bayesvc.reml._variance_se`); components at zero are held at zero (their share is 0 with
+  no interval); correlated terms get no interval.
+* Posterior mode: delta method on the logit scale from the Laplace covariance (log-SD scale).
+* NUTS: computed draw by draw from the ``var`` and ``scale`` draws; the estimate is the posterior
+  mean (so the shares still sum to 1), the interval the equal-tailed ``ci_prob`` interval.
+
+>>> import numpy as np, pandas as pd, bayesvc as bvc
+>>> from bayesvc.decomposition import variance_shares, icc
+>>> rng = np.random.default_rng(0)
+>>> df = pd.DataFrame({"a": np.repeat(np.arange(8), 12), "b": np.repeat(np.arange(24), 4)})
+>>> df["y"] = 2 * rng.normal(size=8)[df.a] + rng.normal(size=24)[df.b] + rng.normal(size=96)
+>>> r = bvc.VCModel.from_formula("y ~ 1 + (1|a/b)", data=df).fit_reml()
+>>> s = variance_shares(r)
+>>> list(s.component), float(round(s.share.sum(), 12))
+(['a', 'a:b', 'Residual'], 1.0)
+>>> bool((s.lower < s.share).all() and (s.share < s.upper).all())
+True
+>>> i = icc(r).set_index("group")
+>>> bool(np.isclose(i.icc["a:b"], s.share[:2].sum()))
+True
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit, logit
+from scipy.stats import norm
+
+__all__ = ["variance_shares", "icc", "ranef"]
+
+
+# ----------------------------------------------------------------------------- estimator dispatch
+
+def _kind(result) -> str:
+    if hasattr(result, "idata"):
+        return "nuts"
+    if hasattr(result, "log_density") and hasattr(result, "cov"):
+        return "map"
+    if hasattr(result, "theta") and hasattr(result, "vcomp_se"):
+        return "reml"
+    raise TypeError(f"expected a REMLResult, ModeResult or PosteriorResult, got {type(result).__name__}")
+
+
+def _ratios(result, A: np.ndarray, ci_prob: float, kernel=None):
+    """Estimates and intervals of ``A @ v / T`` for v = (component variances..., residual)."""
+    kind = _kind(result)
+    q = norm.ppf(0.5 + ci_prob / 2)
+    if kind == "nuts":
+        p = result.posterior
+        comps = result.design.component_names
+        v = np.column_stack([p["var"].sel(component=c).values.ravel() for c in comps]
+                            + [p["scale"].values.ravel()])
+        r = (v @ A.T) / v.sum(1, keepdims=True)
+        a = (1 - ci_prob) / 2
+        return r.mean(0), np.quantile(r, a, axis=0), np.quantile(r, 1 - a, axis=0), "NUTS"
+    v = np.append(result.vcomp.to_numpy(dtype=float), float(result.scale))
+    T = v.sum()
+    est = A @ v / T
+    dv = (A - est[:, None]) / T  # d est / d v
+    if kind == "map":
+        names = [f"log_sd[{c}]" for c in result.vcomp.index] + ["log_sigma"]
+        cov = result.cov.loc[names, names].to_numpy()
+        G = dv * (2 * v)[None, :]  # v = exp(2 x)
+        method = "MAP"
+    else:
+        free, cov = _reml_cov(result, kernel)
+        G = dv[:, free]
+        method = str(result.method)
+    se = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", G, cov, G), 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se_l = se / (est * (1 - est))
+        lo, hi = expit(logit(est) - q * se_l), expit(logit(est) + q * se_l)
+    bad = (est <= 0) | (est >= 1) | ~np.isfinite(se_l)
+    lo[bad], hi[bad] = np.nan, np.nan
+    return est, lo, hi, method
+
+
+def _reml_cov(result, kernel=None):
+    """Inverse observed information of the REML/ML criterion in (free variances, residual).
+
+    Returns the indices (into components + residual) of the free parameters and their covariance;
+    components estimated at zero are held fixed. NaN for correlated terms.
+    """
+    from .likelihood import LOG2PI, Kernel
+
+    nc = len(result.vcomp)
+    vcomp = result.vcomp.to_numpy(dtype=float)
+    free = np.append(np.flatnonzero(vcomp > 0), nc)
+    if not all(t.p == 1 for t in result.design.terms):
+        return free, np.full((len(free), len(free)), np.nan)
+    kernel = kernel or Kernel(result.design)
+    reml = result.method.upper() == "REML"
+    nu = kernel.n - kernel.p if reml else kernel.n
+
+    def crit(x):
+        if np.any(x <= 0):
+            return np.inf
+        v = np.zeros(nc + 1)
+        v[free] = x
+        s2 = v[-1]
+        f = kernel.factor(np.sqrt(v[:-1] / s2))
+        d = f.logdet_A + nu * (LOG2PI + np.log(s2)) + f.pwrss / s2
+        return 0.5 * (d + (f.logdet_RX2 if reml else 0.0))
+
+    x0 = np.append(vcomp, result.scale)[free]
+    h = 1e-4 * x0
+    k = len(x0)
+    E = np.eye(k) * h
+    H = np.empty((k, k))
+    f0 = crit(x0)
+    for a in range(k):
+        H[a, a] = (crit(x0 + E[a]) - 2 * f0 + crit(x0 - E[a])) / h[a] ** 2
+        for b in range(a + 1, k):
+            H[a, b] = H[b, a] = (crit(x0 + E[a] + E[b]) - crit(x0 + E[a] - E[b]) - crit(x0 - E[a] + E[b])
+                                 + crit(x0 - E[a] - E[b])) / (4 * h[a] * h[b])
+    try:
+        return free, np.linalg.inv(H)
+    except np.linalg.LinAlgError:
+        return free, np.full((k, k), np.nan)
+
+
+# ----------------------------------------------------------------------------- public
+
+def variance_shares(result, ci_prob: float = 0.95, kernel=None) -> pd.DataFrame:
+    """Share of the total variance per component and for the residual.
+
+    Parameters
+    ----------
+    result : REMLResult, ModeResult or PosteriorResult
+    ci_prob : float, default 0.95
+    kernel : Kernel, optional
+        The model's kernel (``model.kernel``), to avoid rebuilding it (REML intervals only).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``component, share, lower, upper, method``; one row per component, then
+        ``"Residual"``. See the module docstring for definitions and intervals.
+    """
+    comps = list(result.design.component_names) + ["Residual"]
+    est, lo, hi, method = _ratios(result, np.eye(len(comps)), ci_prob, kernel)
+    return pd.DataFrame({"component": comps, "share": est, "lower": lo, "upper": hi, "method": method})
+
+
+def _indicator(t) -> bool:
+    return t.p == 1 and t.codes is not None and np.all(t.Z.data == 1.0)
+
+
+def _nested_in(inner, outer) -> bool:
+    """Whether every level of ``inner`` lies within one level of ``outer`` (both indicator terms)."""
+    ci, co = inner.codes, outer.codes
+    ok = (ci >= 0) & (co >= 0)
+    pairs = pd.DataFrame({"i": ci[ok], "o": co[ok]}).drop_duplicates()
+    return bool(pairs["i"].is_unique)
+
+
+def icc(result, ci_prob: float = 0.95, kernel=None) -> pd.DataFrame:
+    """Intraclass correlation per grouping factor (random-intercept terms only).
+
+    Parameters
+    ----------
+    result : REMLResult, ModeResult or PosteriorResult
+    ci_prob : float, default 0.95
+    kernel : Kernel, optional
+
+    Returns
+    -------
+    DataFrame
+        Columns ``group, icc, lower, upper, method, components`` (``components``: the
+        components summed in the numerator, ``" + "``-joined). See the module docstring.
+    """
+    d = result.design
+    comps = list(d.component_names)
+    terms = [t for t in d.terms if _indicator(t)]
+    rows, A = [], []
+    for t in terms:
+        inside = [u.component_names[0] for u in terms if u is t or _nested_in(t, u)]
+        a = np.zeros(len(comps) + 1)
+        a[[comps.index(c) for c in inside]] = 1.0
+        rows.append((t.name, " + ".join(c for c in comps if c in inside)))
+        A.append(a)
+    if not rows:
+        return pd.DataFrame(columns=["group", "icc", "lower", "upper", "method", "components"])
+    est, lo, hi, method = _ratios(result, np.array(A), ci_prob, kernel)
+    return pd.DataFrame({"group": [r[0] for r in rows], "icc": est, "lower": lo, "upper": hi,
+                         "method": method, "components": [r[1] for r in rows]})
+
+
+def ranef(result, ci_prob: float = 0.95) -> pd.DataFrame:
+    """Tidy random effects, one row per (component, level).
+
+    Parameters
+    ----------
+    result : REMLResult or PosteriorResult
+    ci_prob : float, default 0.95
+        Equal-tailed interval for NUTS.
+
+    Returns
+    -------
+    DataFrame
+        REML/ML: ``component, term, level, coef, mode, cond_var, cond_sd`` (conditional modes and
+        conditional variances, as ``result.random_effects.table``).
+        NUTS: ``component, term, level, coef, mean, sd, median, lower, upper`` from the
+        ``re_<term>`` draws.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, bayesvc as bvc
+    >>> df = pd.DataFrame({"g": np.repeat(list("abcd"), 5)})
+    >>> df["y"] = np.repeat([0.0, 3, 1, 5], 5) + np.arange(20.0) % 3
+    >>> r = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df).fit_reml()
+    >>> list(ranef(r).columns)
+    ['component', 'term', 'level', 'coef', 'mode', 'cond_var', 'cond_sd']
+    """
+    kind = _kind(result)
+    if kind == "reml":
+        out = result.random_effects.table.copy()
+        out["cond_sd"] = np.sqrt(out["cond_var"])
+        return out.reset_index(drop=True)
+    if kind != "nuts":
+        raise TypeError("ranef needs a REMLResult or a PosteriorResult (the posterior mode integrates "
+                        "the random effects out)")
+    post, a = result.posterior, (1 - ci_prob) / 2
+    frames = []
+    for t in result.design.terms:
+        name = f"re_{t.name}"
+        if name not in post:
+            raise ValueError(f"the posterior has no draws of {name}: sample with random_effects=True")
+        arr = post[name].values
+        flat = arr.reshape((-1,) + arr.shape[2:])
+        if flat.ndim == 2:
+            flat = flat[..., None]
+        for j, comp in enumerate(t.component_names):
+            x = flat[..., j]
+            frames.append(pd.DataFrame({
+                "component": comp, "term": t.name, "level": t.levels, "coef": t.coef_names[j] or t.name,
+                "mean": x.mean(0), "sd": x.std(0, ddof=1), "median": np.median(x, 0),
+                "lower": np.quantile(x, a, axis=0), "upper": np.quantile(x, 1 - a, axis=0)}))
+    return pd.concat(frames, ignore_index=True)
