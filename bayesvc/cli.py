@@ -5,13 +5,15 @@
     bayesvc fit DATA.csv FORMULA [--method reml|ml|map|nuts] [--json] [--groups G]
                 [--re-formula F] [--vc NAME=FORMULA ...] [--missing error|drop]
                 [--draws N --tune N --chains N --seed S] [--quiet]
+    bayesvc compare DATA.csv FORMULA [--json] [--ci-prob P] [model and sampling options as fit]
     bayesvc demo [--draws N] [--quiet] [--no-nuts]
 
 Bad input (an unknown column, a malformed formula, a missing file, a CSV that does not parse)
 prints one line, ``bayesvc: error: <message>``, to stderr and exits with status 2; warnings
 (dropped rows, dropped rank-deficient columns, boundary fits) print one line each as
 ``bayesvc: warning: <message>``. With ``--json`` the last line of stdout is one JSON object:
-the result's ``to_dict()`` plus ``"seconds"``, the wall time of the fit.
+the result's ``to_dict()`` plus ``"seconds"``, the wall time of the fit (for ``compare``:
+``{"rows": [...]}``, :meth:`bayesvc.compare.Comparison.to_dict`).
 
 This module only parses arguments and formats output; the demo lives in :mod:`bayesvc.demo`.
 """
@@ -55,38 +57,60 @@ def _int_at_least(low: int):
 _positive_int = _int_at_least(1)
 
 
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    """DATA.csv, FORMULA and the model-building options (shared by fit and compare)."""
+    p.add_argument("data", metavar="DATA.csv", help="CSV file with a header row")
+    p.add_argument("formula", metavar="FORMULA", help="model formula, quoted")
+    p.add_argument("--groups", metavar="G", help="statsmodels style: the grouping column")
+    p.add_argument("--re-formula", metavar="F", dest="re_formula",
+                   help="statsmodels style: correlated random coefficients per group (default '1')")
+    p.add_argument("--vc", metavar="NAME=FORMULA", action="append", default=[],
+                   help="statsmodels style: a variance component, e.g. cask='0 + C(cask)' "
+                        "(repeatable)")
+    p.add_argument("--missing", choices=("error", "drop"), default="error",
+                   help="rows with missing values in the model's columns: error (default) or "
+                        "drop them with a warning")
+
+
+def _add_sampling_args(p: argparse.ArgumentParser) -> None:
+    """NUTS sampling options and --quiet (shared by fit and compare)."""
+    p.add_argument("--draws", type=_positive_int, default=1000, metavar="N", help="NUTS draws per chain")
+    p.add_argument("--tune", type=_int_at_least(0), default=1000, metavar="N", help="NUTS tuning steps")
+    p.add_argument("--chains", type=_positive_int, default=4, metavar="N", help="NUTS chains")
+    p.add_argument("--seed", type=int, default=None, metavar="S", help="NUTS random seed")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser = _Parser(prog=PROG, description="Bayesian variance-component / linear mixed models.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{fit,demo}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{fit,compare,demo}", parser_class=_Parser)
 
     fit = sub.add_parser(
         "fit", help="fit a model to a CSV file",
         description="Fit a linear mixed model to DATA.csv. FORMULA is lme4 style "
                     "('y ~ x + (1|g)'), or statsmodels style ('y ~ x' with --groups, "
                     "--re-formula, --vc).")
-    fit.add_argument("data", metavar="DATA.csv", help="CSV file with a header row")
-    fit.add_argument("formula", metavar="FORMULA", help="model formula, quoted")
+    _add_model_args(fit)
     fit.add_argument("--method", choices=METHODS, default="reml",
                      help="estimator: REML (default), ML, posterior mode (map) or NUTS")
     fit.add_argument("--json", action="store_true",
                      help="print one JSON object (the result plus 'seconds') as the last line")
-    fit.add_argument("--groups", metavar="G", help="statsmodels style: the grouping column")
-    fit.add_argument("--re-formula", metavar="F", dest="re_formula",
-                     help="statsmodels style: correlated random coefficients per group (default '1')")
-    fit.add_argument("--vc", metavar="NAME=FORMULA", action="append", default=[],
-                     help="statsmodels style: a variance component, e.g. cask='0 + C(cask)' "
-                          "(repeatable)")
-    fit.add_argument("--missing", choices=("error", "drop"), default="error",
-                     help="rows with missing values in the model's columns: error (default) or "
-                          "drop them with a warning")
-    fit.add_argument("--draws", type=_positive_int, default=1000, metavar="N", help="NUTS draws per chain")
-    fit.add_argument("--tune", type=_int_at_least(0), default=1000, metavar="N", help="NUTS tuning steps")
-    fit.add_argument("--chains", type=_positive_int, default=4, metavar="N", help="NUTS chains")
-    fit.add_argument("--seed", type=int, default=None, metavar="S", help="NUTS random seed")
-    fit.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_sampling_args(fit)
+
+    compare = sub.add_parser(
+        "compare", help="REML, posterior mode and NUTS side by side",
+        description="Fit REML, the posterior mode and NUTS to DATA.csv and print one table with a "
+                    "row per parameter (fixed effects, component variances, residual) and a "
+                    "boundary flag. FORMULA as for 'fit'.")
+    _add_model_args(compare)
+    compare.add_argument("--json", action="store_true",
+                         help='print {"rows": [...]} (one object per parameter) as the last line')
+    compare.add_argument("--ci-prob", type=float, default=0.95, metavar="P", dest="ci_prob",
+                         help="posterior interval probability (default 0.95)")
+    _add_sampling_args(compare)
 
     demo = sub.add_parser(
         "demo", help="run the seed notebook's nested and crossed analyses",
@@ -152,15 +176,20 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 # ----------------------------------------------------------------------------- commands
 
-def _fit(args) -> int:
+def _model_from_args(args):
+    """The VCModel that DATA.csv, FORMULA and the model options (:func:`_add_model_args`) describe."""
     from .model import VCModel
 
     vc = _parse_vc(args.vc)
     if (vc or args.re_formula is not None) and args.groups is None:
         raise UsageError("--re-formula and --vc need --groups (the statsmodels-style grouping column)")
     data = _read_csv(args.data)
-    model = VCModel.from_formula(args.formula, data, groups=args.groups, re_formula=args.re_formula,
-                                 vc_formula=vc, missing=args.missing)
+    return VCModel.from_formula(args.formula, data, groups=args.groups, re_formula=args.re_formula,
+                                vc_formula=vc, missing=args.missing)
+
+
+def _fit(args) -> int:
+    model = _model_from_args(args)
     if args.method in ("reml", "ml"):
         def fit():
             return model.fit_reml(reml=args.method == "reml")
@@ -189,6 +218,23 @@ def _fit(args) -> int:
     return 0
 
 
+def _compare(args) -> int:
+    from .compare import compare_model
+
+    if not 0 < args.ci_prob < 1:
+        raise UsageError(f"--ci-prob must lie in (0, 1), got {args.ci_prob}")
+    model = _model_from_args(args)
+    comparison = compare_model(model, draws=args.draws, tune=args.tune, chains=args.chains,
+                               random_seed=args.seed, progressbar=not (args.json or args.quiet),
+                               ci_prob=args.ci_prob)
+    if args.json:
+        sys.stdout.flush()
+        print(json.dumps(comparison.to_dict(), default=_json_default))
+    else:
+        print(comparison)
+    return 0
+
+
 def _demo(args) -> int:
     from .demo import run_demo
 
@@ -212,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.command is None:
                 parser.print_help(sys.stderr)
                 return 2
-            return _fit(args) if args.command == "fit" else _demo(args)
+            return {"fit": _fit, "compare": _compare}.get(args.command, _demo)(args)
         except UsageError as err:
             msg = _one_line(err)
         except FileNotFoundError as err:

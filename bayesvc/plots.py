@@ -94,7 +94,8 @@ def plot_components(posterior, reml=None, mode=None, ci_prob: float = 0.95, resi
 def plot_posteriors(posterior, reml=None, mode=None, residual: bool = True, ncols: int = 3):
     """Posterior densities of the component variances with REML (and mode) vertical lines.
 
-    Densities are arviz-stats' boundary-corrected KDEs (a variance is positive).
+    Densities are arviz-stats' boundary-corrected KDEs (a variance is positive); the x axis starts
+    at zero and ends at the 99.5 % posterior quantile (or the REML/mode line, if further right).
 
     Parameters
     ----------
@@ -128,7 +129,8 @@ def plot_posteriors(posterior, reml=None, mode=None, residual: bool = True, ncol
             ax.axvline(_point(mode, n), color="C2", ls=":", label="mode")
         ax.set_title(f"{n} Var")
         ax.set_yticks([])
-        ax.set_xlim(left=0)
+        right = max([np.quantile(x, 0.995)] + [_point(r, n) for r in (reml, mode) if r is not None])
+        ax.set_xlim(0, 1.05 * right)
     for ax in list(axes.flat)[k:]:
         ax.set_visible(False)
     axes.flat[0].legend(fontsize="small")

@@ -42,7 +42,7 @@ def run_nuts(model, draws, tune, chains, random_seed, sampler, progressbar, comp
         return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=random_seed,
                              progress_bar=progressbar, save_warmup=False)
     with model:
-        kw = {} if sampler == "pymc" else {"nuts_sampler": sampler}
+        kw = {"nuts_sampler": sampler}
         return pm.sample(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                          progressbar=progressbar, cores=1 if sampler == "pymc" else None,
                          compute_convergence_checks=False, **kw)

@@ -25,10 +25,16 @@ import time
 
 T_PROCESS_START = time.perf_counter()
 
-import argparse  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
+
+# Never import from this script's folder: benchmarks/ holds modules (e.g. coverage.py) whose names
+# shadow installed packages that numba/Bambi import ("module 'coverage' has no attribute 'types'").
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
 import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402

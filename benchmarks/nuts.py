@@ -19,7 +19,8 @@ crossed    ``y ~ 1 + (1|group1) + (1|group2)``             ``y ~ 1 + (1|group1) 
 
 Timing
 ------
-Every fit is a fresh subprocess timed by this (parent) process with ``time.perf_counter()``
+Every fit is a fresh subprocess (run with ``python -P``, so that modules in ``benchmarks/`` or
+the repository root, e.g. ``benchmarks/coverage.py``, cannot shadow installed packages) timed by this (parent) process with ``time.perf_counter()``
 around ``subprocess.run``: the whole user-visible cost, i.e. interpreter start + imports + data
 generation + model construction + compilation + sampling (+ for bayesvc the exact conditional
 draws of the random effects, the pointwise log-likelihood and the ArviZ object). Each child also
@@ -45,16 +46,21 @@ absolute seconds across runs. Results: a markdown table on stdout and
 
 from __future__ import annotations
 
-import argparse
-import json
-import math
 import os
-import platform
-import subprocess
 import sys
-import time
-from datetime import datetime, timezone
-from pathlib import Path
+
+# Don't import from this script's folder (benchmarks/coverage.py etc. would shadow packages).
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -153,11 +159,11 @@ def run_child(cmd: list[str], timeout: float, env: dict | None = None) -> dict:
 
 
 def bayesvc_cmd(design, draws, tune, chains, seed):
-    return [sys.executable, "-c", BAYESVC_CHILD, design, str(draws), str(tune), str(chains), str(seed)]
+    return [sys.executable, "-P", "-c", BAYESVC_CHILD, design, str(draws), str(tune), str(chains), str(seed)]
 
 
 def bambi_cmd(design, draws, tune, chains, seed):
-    return [str(BAMBI_PY), str(BAMBI_SCRIPT), "--design", design, "--draws", str(draws), "--tune",
+    return [str(BAMBI_PY), "-P", str(BAMBI_SCRIPT), "--design", design, "--draws", str(draws), "--tune",
             str(tune), "--chains", str(chains), "--seed", str(seed)]
 
 
@@ -242,7 +248,7 @@ def main(argv=None):
     for design in args.designs:
         res = {}
         cmd = bayesvc_cmd(design, draws, tune, chains, args.seed)
-        meta["commands"][f"bayesvc/{design}"] = " ".join(cmd[:2]) + " <BAYESVC_CHILD> " + " ".join(cmd[3:])
+        meta["commands"][f"bayesvc/{design}"] = " ".join(cmd[:3]) + " <BAYESVC_CHILD> " + " ".join(cmd[4:])
         print(f"[{design}] bayesvc ...", file=sys.stderr, flush=True)
         res["bayesvc"] = run_child(cmd, args.timeout)
         if run_bambi:

@@ -202,3 +202,24 @@ def test_cost_rule_picks_partial_for_large_crossed():
     assert choose_marginalization(small.design, True, small.kernel) == "full"
     with pytest.raises(bvc.SpecificationError, match="marginalize"):
         choose_marginalization(m.design, "sometimes")
+
+
+def test_pymc_sampler_runs_the_collapsed_op(penicillin):
+    m = bvc.VCModel.from_formula("diameter ~ 1 + (1|plate) + (1|sample)", data=penicillin)
+    r = m.sample(draws=100, tune=100, chains=1, random_seed=1, progressbar=False, sampler="pymc")
+    assert r.sampler == "pymc" and r.marginalize == "full"
+    assert r.posterior["sd"].shape == (1, 100, 2)
+
+
+def test_numpyro_runs_pytensor_only_forms(penicillin):
+    """JAX samplers (for GPUs) need a PyTensor-only model: partial collapse or non-centered."""
+    pytest.importorskip("numpyro")
+    m = bvc.VCModel.from_formula("diameter ~ 1 + (1|plate) + (1|sample)", data=penicillin)
+    with pytest.raises(bvc.SpecificationError, match="partial"):
+        m.sample(sampler="numpyro", marginalize="full")
+    r = m.sample(draws=200, tune=200, chains=1, random_seed=1, progressbar=False, sampler="numpyro",
+                 marginalize="partial")
+    assert r.marginalize == "partial" and r.posterior["re_plate"].shape == (1, 200, 24)
+    reml = m.fit_reml()
+    med = r.posterior["var"].median(("chain", "draw")).to_series()
+    assert med["plate"] == pytest.approx(reml.vcomp["plate"], rel=0.5)
