@@ -210,7 +210,7 @@ def _fit_point(task: dict) -> dict:
 
     t0 = time.perf_counter()
     vcmodel, ps = task["vcmodel"], task["priors"]
-    model, compiled, t_compile = _compiled(vcmodel, task["token"], ps)
+    model, compiled, t_compile = _compiled(vcmodel, task["token"], task.get("build_priors", ps))
     compiled = compiled.with_data(**_prior_data(ps))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
@@ -482,7 +482,12 @@ def prior_sweep(model, scales=(0.5, 1, 2, 5), families=("halfnormal",), componen
                 shape = template if template is not None else FAMILIES[fam](1.0)
                 p = with_scale(shape, value)
                 ps = PriorSet({**base.sd, c: p}, base.residual, base.fixed)
-                tasks.append({"vcmodel": model, "token": token, "priors": ps, "draws": int(draws),
+                # built (and compiled) at the default scale whichever grid point comes first: the
+                # initial point depends on the scales the graph was built with
+                canon = PriorSet({**base.sd, c: with_scale(shape, base_scales[c])}, base.residual,
+                                 base.fixed) if _structure(ps) != _structure(base) else base
+                tasks.append({"vcmodel": model, "token": token, "priors": ps, "build_priors": canon,
+                              "draws": int(draws),
                               "tune": int(tune), "chains": int(chains), "seed": seed,
                               "ci_prob": float(ci_prob), "mode": bool(mode) and can_collapse(design)})
                 meta.append({"family": fam, "component": c, "scale": value / base_scales[c],
@@ -502,10 +507,10 @@ def prior_sweep(model, scales=(0.5, 1, 2, 5), families=("halfnormal",), componen
         trows.append({**{k: m[k] for k in ("family", "component", "scale")},
                       **{k: r[k] for k in ("compile_s", "sample_s", "map_s", "total_s", "worker")}})
     table = pd.DataFrame(rows)
-    bad = table[(table.r_hat > 1.05) | (table.divergences > 0)]
+    bad = table[(table.r_hat > 1.05) | (table.divergences > 0.01 * draws * chains)]
     if len(bad):
         warnings.warn(f"prior_sweep: {bad[['family', 'component', 'scale']].drop_duplicates().shape[0]} "
-                      "grid point(s) with R-hat above 1.05 or divergences: increase draws/tune before "
-                      "reading their summaries", stacklevel=2)
+                      "grid point(s) with R-hat above 1.05 or more than 1% divergent transitions: "
+                      "increase draws/tune before reading their summaries", stacklevel=2)
     return SweepResult(table=table, reml=reml_sd, timings=pd.DataFrame(trows), base_scales=base_scales,
                        executor=how, wall_seconds=wall, ci_prob=ci_prob, priors=base)

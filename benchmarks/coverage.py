@@ -120,6 +120,8 @@ def true_values(design: str) -> dict[str, float]:
 
 def simulate(design: str, rng: np.random.Generator, sizes: dict | None = None) -> pd.DataFrame:
     """One data set from ``TRUTH[design]`` (``sizes`` overrides the layout, e.g. for a smoke test)."""
+    if design not in TRUTH:
+        raise ValueError(f"design must be one of {DESIGNS}, got {design!r}")
     t = TRUTH[design]
     sz = {**t["sizes"], **(sizes or {})}
     n1, n2, reps = sz["n1"], sz["n2"], sz["reps"]
@@ -130,12 +132,10 @@ def simulate(design: str, rng: np.random.Generator, sizes: dict | None = None) -
         b1 = rng.normal(0.0, sd[0], n1)
         b2 = rng.normal(0.0, sd[1], (n1, n2))
         mu = t["intercept"] + b1[g1] + b2[g1, g2]
-    elif design == "crossed":
+    else:  # crossed
         b1 = rng.normal(0.0, sd[0], n1)
         b2 = rng.normal(0.0, sd[1], n2)
         mu = t["intercept"] + b1[g1] + b2[g2]
-    else:
-        raise ValueError(f"design must be one of {DESIGNS}, got {design!r}")
     y = mu + rng.normal(0.0, t["residual_sd"], g1.size)
     # string labels: g2 levels are only unique within g1 in the nested design (the formula's
     # g1/g2 builds the g1:g2 interaction)
