@@ -6,6 +6,9 @@
                 [--re-formula F] [--vc NAME=FORMULA ...] [--missing error|drop]
                 [--draws N --tune N --chains N --seed S] [--quiet]
     bayesvc compare DATA.csv FORMULA [--json] [--ci-prob P] [model and sampling options as fit]
+    bayesvc sensitivity DATA.csv FORMULA [--scales 0.5,1,2,5] [--families halfnormal,...]
+                [--components C,...] [--threshold T] [--executor threads|processes] [--json]
+                [model and sampling options as fit]
     bayesvc demo [--draws N] [--quiet] [--no-nuts]
 
 Bad input (an unknown column, a malformed formula, a missing file, a CSV that does not parse)
@@ -86,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog=PROG, description="Bayesian variance-component / linear mixed models.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{fit,compare,demo}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{fit,compare,sensitivity,demo}", parser_class=_Parser)
 
     fit = sub.add_parser(
         "fit", help="fit a model to a CSV file",
@@ -111,6 +114,30 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--ci-prob", type=float, default=0.95, metavar="P", dest="ci_prob",
                          help="posterior interval probability (default 0.95)")
     _add_sampling_args(compare)
+
+    sens = sub.add_parser(
+        "sensitivity", help="prior sensitivity: power-scaling diagnostics and a prior-scale sweep",
+        description="Fit NUTS to DATA.csv, report the power-scaling prior and likelihood "
+                    "sensitivity of every SD and fixed effect with a verdict per component, and "
+                    "refit across a grid of SD-prior scales (multiples of the default scale "
+                    "2.5 * sd(y)) for each component. FORMULA as for 'fit'. With --json the last "
+                    'line is {"components": [...], "fixed": [...], "sweep": [...], ...}.')
+    _add_model_args(sens)
+    sens.add_argument("--scales", default="0.5,1,2,5", metavar="S,S,...",
+                      help="prior scales, as multiples of each component's default scale "
+                           "(default 0.5,1,2,5)")
+    sens.add_argument("--families", default="halfnormal", metavar="F,F,...",
+                      help="SD-prior families to sweep: halfnormal (default), halfstudentt, "
+                           "halfcauchy, exponential")
+    sens.add_argument("--components", default=None, metavar="C,C,...",
+                      help="components whose prior is swept (default: all)")
+    sens.add_argument("--threshold", type=float, default=0.05, metavar="T",
+                      help="power-scaling sensitivity threshold (default 0.05)")
+    sens.add_argument("--executor", choices=("threads", "processes"), default="threads",
+                      help="where grid points run (default threads: one compiled model shared)")
+    sens.add_argument("--json", action="store_true",
+                      help="print one JSON object (components, fixed, sweep) as the last line")
+    _add_sampling_args(sens)
 
     demo = sub.add_parser(
         "demo", help="run the seed notebook's nested and crossed analyses",
@@ -235,6 +262,56 @@ def _compare(args) -> int:
     return 0
 
 
+def _csv_list(text: str | None, what: str, conv=str) -> list | None:
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    try:
+        out = [conv(t) for t in items]
+    except ValueError:
+        raise UsageError(f"{what} expects a comma-separated list of numbers, got {text!r}") from None
+    if not out:
+        raise UsageError(f"{what} is empty")
+    return out
+
+
+def _sensitivity(args) -> int:
+    from .pymc_model import can_collapse
+    from .sensitivity import sensitivity
+    from .sweep import prior_sweep, sample_cached
+
+    scales = _csv_list(args.scales, "--scales", float)
+    if any(not s > 0 for s in scales):
+        raise UsageError(f"--scales must be positive, got {args.scales!r}")
+    if not 0 < args.threshold < 1:
+        raise UsageError(f"--threshold must lie in (0, 1), got {args.threshold}")
+    model = _model_from_args(args)
+    t0 = time.perf_counter()
+    light = can_collapse(model.design)  # the collapsed likelihood needs no random-effect draws
+    result = sample_cached(model, draws=args.draws, tune=args.tune, chains=args.chains,
+                           random_seed=args.seed, progressbar=False,
+                           **({"thin_random_effects": args.draws, "log_likelihood": False} if light
+                              else {"log_likelihood": True}))
+    sweep = prior_sweep(model, scales=scales, families=_csv_list(args.families, "--families"),
+                        components=_csv_list(args.components, "--components"), draws=args.draws,
+                        tune=args.tune, chains=args.chains, random_seed=args.seed,
+                        executor=args.executor)
+    sens = sensitivity(result, threshold=args.threshold, sweep=sweep)
+    seconds = time.perf_counter() - t0
+    if args.json:
+        out = sens.to_dict()
+        out["sweep"] = sweep.to_records()
+        out["cost"] = sweep.cost
+        out["seconds"] = seconds
+        sys.stdout.flush()
+        print(json.dumps(out, default=_json_default))
+    else:
+        print(sens)
+        print()
+        print(sweep)
+    return 0
+
+
 def _demo(args) -> int:
     from .demo import run_demo
 
@@ -258,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.command is None:
                 parser.print_help(sys.stderr)
                 return 2
-            return {"fit": _fit, "compare": _compare}.get(args.command, _demo)(args)
+            return {"fit": _fit, "compare": _compare, "sensitivity": _sensitivity}.get(args.command, _demo)(args)
         except UsageError as err:
             msg = _one_line(err)
         except FileNotFoundError as err:

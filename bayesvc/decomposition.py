@@ -159,6 +159,7 @@ def variance_shares(result, ci_prob: float = 0.95, kernel=None) -> pd.DataFrame:
         Columns ``component, share, lower, upper, method``; one row per component, then
         ``"Residual"``. See the module docstring for definitions and intervals.
     """
+    _kind(result)
     comps = list(result.design.component_names) + ["Residual"]
     est, lo, hi, method = _ratios(result, np.eye(len(comps)), ci_prob, kernel)
     return pd.DataFrame({"component": comps, "share": est, "lower": lo, "upper": hi, "method": method})
@@ -191,6 +192,7 @@ def icc(result, ci_prob: float = 0.95, kernel=None) -> pd.DataFrame:
         Columns ``group, icc, lower, upper, method, components`` (``components``: the
         components summed in the numerator, ``" + "``-joined). See the module docstring.
     """
+    _kind(result)
     d = result.design
     comps = list(d.component_names)
     terms = [t for t in d.terms if _indicator(t)]

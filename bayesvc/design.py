@@ -64,6 +64,11 @@ class RandomTerm:
         return self.Z.shape[1]
 
     @property
+    def nobs_per_level(self) -> float:
+        """Mean number of observations with a nonzero z value per level."""
+        return self.Z.nnz / self.p / max(self.n_levels, 1)
+
+    @property
     def n_theta(self) -> int:
         p = self.p
         return p * (p + 1) // 2 if self.correlated and p > 1 else p

@@ -174,7 +174,8 @@ def build_pymc(design, priors=None, marginalize=True, kernel: Kernel | None = No
                     c0 = t.component_names[0]
                     sd_of[c0] = ps.sd[c0].pymc(f"sd_{c0}", param=prior_data(c0, ps.sd[c0]))
                     continue
-                contrib, term_sds = _noncentered_term(t, ps)
+                centered = mode == "partial" and t.p == 1 and t.nobs_per_level >= CENTERED_MIN_OBS_PER_LEVEL
+                contrib, term_sds = _noncentered_term(t, ps, centered=centered)
                 mu = mu + contrib
                 sd_of.update(zip(t.component_names, term_sds))
             sd = pm.Deterministic("sd", pt.stack([sd_of[c] for c in design.component_names]), dims="component")
@@ -240,7 +241,12 @@ def _fixed_effects(design, ps: PriorSet):
     return pm.Normal("beta", mu=mu, sigma=sd, dims="fixed")
 
 
-def _noncentered_term(t, ps: PriorSet):
+#: scalar terms with at least this many observations per level are sampled centered in the
+#: partial / non-centered models: with informative data the centered form mixes better
+CENTERED_MIN_OBS_PER_LEVEL = 20
+
+
+def _noncentered_term(t, ps: PriorSet, centered: bool = False):
     import pymc as pm
     import pytensor.sparse as pts
     import pytensor.tensor as pt
@@ -250,8 +256,11 @@ def _noncentered_term(t, ps: PriorSet):
     if t.p == 1:
         c0 = t.component_names[0]
         sd = ps.sd[c0].pymc(f"sd_{c0}", param=prior_data(c0, ps.sd[c0]))
-        z = pm.Normal(f"z_{t.name}", 0.0, 1.0, dims=level_dim)
-        b = pm.Deterministic(f"re_{t.name}", sd * z, dims=level_dim)
+        if centered:
+            b = pm.Normal(f"re_{t.name}", 0.0, sd, dims=level_dim)
+        else:
+            z = pm.Normal(f"z_{t.name}", 0.0, 1.0, dims=level_dim)
+            b = pm.Deterministic(f"re_{t.name}", sd * z, dims=level_dim)
         if codes is not None:
             zval = np.asarray(t.Z.sum(axis=1)).ravel()
             return pt.as_tensor_variable(zval) * b[codes], [sd]

@@ -36,13 +36,17 @@ def pen():
 
 @pytest.fixture(scope="module")
 def dye2():
-    """Dyestuff2 through compare_model (fits REML, mode and NUTS itself)."""
+    """Dyestuff2 through compare_model (fits REML and the mode itself; NUTS given).
+
+    compare_model's own NUTS call is exercised by the CLI test.
+    """
     m = _model("Dyestuff2.csv", DYE_FORMULA, ["Batch"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        c = compare_model(m, random_seed=5, **NUTS)
+        p = m.sample(random_seed=5, **NUTS)
+        c = compare_model(m, posterior=p)
         r = m.fit_reml()
-    return m, r, c
+    return m, r, c, p
 
 
 def test_columns_and_rows(pen):
@@ -94,7 +98,7 @@ def test_boundary_false_for_penicillin(pen):
 
 
 def test_boundary_true_on_zero_variance_data(dye2):
-    m, r, c = dye2
+    m, r, c, p = dye2
     assert r.vcomp["Batch"] == 0.0
     t = c.table.set_index("parameter")
     assert t.loc["Batch", "boundary"] and not t.loc["Residual", "boundary"]
@@ -105,13 +109,11 @@ def test_boundary_true_on_zero_variance_data(dye2):
 
 
 def test_boundary_from_each_source(dye2, pen):
-    m, r, c = dye2
+    m, r, c, p = dye2
     # REML alone flags it (variance exactly zero)
     assert compare(reml=r).boundary == ["Batch"]
     # the posterior alone flags it too: its draws pile up at zero
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        p = m.sample(random_seed=7, **NUTS)
+    assert posterior_at_zero(p.posterior["var"].sel(component="Batch").values)
     assert compare(posterior=p).boundary == ["Batch"]
     assert compare(posterior=pen[3]).boundary == []
 
@@ -148,8 +150,8 @@ def test_partial_comparison_hides_missing_columns(pen):
     c = compare(reml=r)
     assert c.methods == ("REML",)
     assert np.isnan(c.table["mean"]).all() and np.isnan(c.table["mode"]).all()
-    text = str(c)
-    assert "REML SE" in text and "Median" not in text and "Mode" not in text
+    head = [line for line in str(c).splitlines() if "REML SE" in line]
+    assert len(head) == 1 and "Median" not in head[0] and "Mode" not in head[0]
 
 
 def test_immutable(pen):
@@ -164,7 +166,7 @@ def test_immutable(pen):
 
 
 def test_to_dict_contract(dye2):
-    m, r, c = dye2
+    m, r, c, p = dye2
     d = c.to_dict()
     assert list(d) == ["rows"]
     assert [row["parameter"] for row in d["rows"]] == ["Intercept", "Batch", "Residual"]
