@@ -264,7 +264,7 @@ def _vc_term(t: RETerm, data: pd.DataFrame) -> RandomTerm:
         if col not in data.columns:
             fail(f"unknown column {col!r} in vc_formula[{t.name!r}]")
         ccodes, clevels = _factorize(data, (col,))
-        E_codes, E_names = ccodes, list(clevels)
+        E_names = list(clevels)
         vals = np.ones(len(data))
         pair = gcodes.astype(np.int64) * len(clevels) + ccodes
     else:

@@ -92,7 +92,7 @@ def fit_map(design, priors=None, integrate_fixed: bool = False, kernel: Kernel |
     kernel = kernel or Kernel(design)
     ps = resolve_priors(design, priors)
     comps = design.component_names
-    p, K = design.k_fe, len(comps)
+    p = design.k_fe
     if integrate_fixed and not all(ps.fixed[n].flat for n in design.fe_names):
         ps = resolve_priors(design, {**{c: ps.sd[c] for c in comps}, "Residual": ps.residual, "fixed": "flat"})
 

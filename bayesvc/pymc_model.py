@@ -229,7 +229,6 @@ def prior_data(name: str, prior):
 
 def _fixed_effects(design, ps: PriorSet):
     import pymc as pm
-    import pytensor.tensor as pt
 
     pri = [ps.fixed[n] for n in design.fe_names]
     if all(p.flat for p in pri):

@@ -17,7 +17,7 @@ import pandas as pd
 from scipy.optimize import minimize
 
 from .checks import BoundaryFitWarning
-from .covariance import covariances, term_lambda, theta_lower_bounds, theta_slices, theta_start, tril_index
+from .covariance import covariances, term_lambda, theta_lower_bounds, theta_slices, theta_start
 from .design import Design
 from .likelihood import Kernel
 
