@@ -4,6 +4,8 @@ Pipeline: spec -> design -> estimators (REML/ML, posterior mode, NUTS) -> result
 """
 
 from .checks import BoundaryFitWarning, RankDeficiencyWarning, SpecificationError
+from .comparison import Comparison, compare, compare_model
+from .decomposition import icc, ranef, variance_shares
 from .design import Design, RandomTerm, build_design, design_from_arrays, sufficient_statistics
 from .likelihood import Kernel
 from .mode import ModeResult, fit_map
@@ -22,5 +24,6 @@ __all__ = [
     "RankDeficiencyWarning", "parse_lme4", "from_statsmodels", "build_design",
     "design_from_arrays", "sufficient_statistics", "fit_reml", "make_devfun", "optimize_deviance",
     "ModeResult", "fit_map", "PosteriorResult", "SamplingWarning", "Prior", "PriorSet", "HalfNormal",
-    "HalfStudentT", "HalfCauchy", "Exponential", "Flat", "Normal",
+    "HalfStudentT", "HalfCauchy", "Exponential", "Flat", "Normal", "compare", "compare_model",
+    "Comparison", "variance_shares", "icc", "ranef",
 ]

@@ -16,7 +16,7 @@ prints one line, ``bayesvc: error: <message>``, to stderr and exits with status 
 (dropped rows, dropped rank-deficient columns, boundary fits) print one line each as
 ``bayesvc: warning: <message>``. With ``--json`` the last line of stdout is one JSON object:
 the result's ``to_dict()`` plus ``"seconds"``, the wall time of the fit (for ``compare``:
-``{"rows": [...]}``, :meth:`bayesvc.compare.Comparison.to_dict`).
+``{"rows": [...]}``, :meth:`bayesvc.comparison.Comparison.to_dict`).
 
 This module only parses arguments and formats output; the demo lives in :mod:`bayesvc.demo`.
 """
@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog=PROG, description="Bayesian variance-component / linear mixed models.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{fit,compare,sensitivity,demo}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{fit,compare,sensitivity,demo}",
+                                parser_class=_Parser)
 
     fit = sub.add_parser(
         "fit", help="fit a model to a CSV file",
@@ -246,7 +247,7 @@ def _fit(args) -> int:
 
 
 def _compare(args) -> int:
-    from .compare import compare_model
+    from .comparison import compare_model
 
     if not 0 < args.ci_prob < 1:
         raise UsageError(f"--ci-prob must lie in (0, 1), got {args.ci_prob}")
@@ -292,6 +293,7 @@ def _sensitivity(args) -> int:
                            random_seed=args.seed, progressbar=False,
                            **({"thin_random_effects": args.draws, "log_likelihood": False} if light
                               else {"log_likelihood": True}))
+    first_fit = time.perf_counter() - t0  # compile (or cache hit) + sample
     sweep = prior_sweep(model, scales=scales, families=_csv_list(args.families, "--families"),
                         components=_csv_list(args.components, "--components"), draws=args.draws,
                         tune=args.tune, chains=args.chains, random_seed=args.seed,
@@ -301,7 +303,9 @@ def _sensitivity(args) -> int:
     if args.json:
         out = sens.to_dict()
         out["sweep"] = sweep.to_records()
-        out["cost"] = sweep.cost
+        extra = sweep.cost["extra_point_s"]
+        out["cost"] = {"first_fit_s": first_fit, "extra_point_s": extra,
+                       "extra_over_first": extra / first_fit, "sweep_wall_s": sweep.wall_seconds}
         out["seconds"] = seconds
         sys.stdout.flush()
         print(json.dumps(out, default=_json_default))
@@ -309,6 +313,8 @@ def _sensitivity(args) -> int:
         print(sens)
         print()
         print(sweep)
+        print(f"\nfirst fit {first_fit:.2f} s (with compilation), extra grid point "
+              f"{sweep.cost['extra_point_s']:.2f} s")
     return 0
 
 
@@ -335,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.command is None:
                 parser.print_help(sys.stderr)
                 return 2
-            return {"fit": _fit, "compare": _compare, "sensitivity": _sensitivity}.get(args.command, _demo)(args)
+            commands = {"fit": _fit, "compare": _compare, "sensitivity": _sensitivity}
+            return commands.get(args.command, _demo)(args)
         except UsageError as err:
             msg = _one_line(err)
         except FileNotFoundError as err:

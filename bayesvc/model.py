@@ -129,6 +129,15 @@ class VCModel:
                           random_effects=random_effects, thin_random_effects=thin_random_effects,
                           log_likelihood=log_likelihood)
 
+    def compare(self, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed=None,
+                progressbar: bool = False, **kwargs):
+        """REML, posterior mode and NUTS side by side, fitting what is not given
+        (:func:`bayesvc.comparison.compare_model`; pass ``reml=``, ``mode=``, ``posterior=`` to reuse fits)."""
+        from .comparison import compare_model
+
+        return compare_model(self, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
+                             progressbar=progressbar, **kwargs)
+
     def __repr__(self) -> str:
         d = self.design
         comps = ", ".join(d.component_names)

@@ -49,7 +49,8 @@ def plot_components(posterior, reml=None, mode=None, ci_prob: float = 0.95, resi
     residual : bool, default True
         Include the residual variance.
     log : bool, default False
-        Logarithmic x axis (REML estimates at zero are then drawn at the axis' left edge).
+        Logarithmic x axis; REML or mode estimates at zero are then drawn at half the smallest
+        interval bound, the left edge.
     ax : matplotlib Axes, optional
 
     Returns
@@ -69,14 +70,19 @@ def plot_components(posterior, reml=None, mode=None, ci_prob: float = 0.95, resi
     for y, n in zip(ys, names):
         x = draws[n]
         lo, q1, med, q3, hi = np.quantile(x, [a, 0.25, 0.5, 0.75, 1 - a])
-        ax.plot([lo, hi], [y, y], color="C0", lw=1.5, label=f"posterior {100 * ci_prob:g}% ETI" if y == ys[0] else None)
+        first = y == ys[0]
+        ax.plot([lo, hi], [y, y], color="C0", lw=1.5,
+                label=f"posterior {100 * ci_prob:g}% ETI" if first else None)
         ax.plot([q1, q3], [y, y], color="C0", lw=4, solid_capstyle="butt")
-        ax.plot([med], [y], "o", color="C0", ms=6, label="posterior median" if y == ys[0] else None)
+        ax.plot([med], [y], "o", color="C0", ms=6, label="posterior median" if first else None)
+    # on a log axis, estimates at (or within 1e-8 of) zero sit at the left edge
+    floor = 0.5 * min(np.quantile(x, a) for x in draws.values()) if log else -np.inf
     if reml is not None:
-        vals = [_point(reml, n) for n in names]
+        vals = np.maximum([_point(reml, n) for n in names], floor)
         ax.plot(vals, ys, "x", color="C3", ms=9, mew=2, label=str(getattr(reml, "method", "REML")))
     if mode is not None:
         vals = [_point(mode, n) for n in names]
+        vals = np.where(np.array(vals) < 1e-8 * max(vals), floor, np.maximum(vals, floor))
         ax.plot(vals, ys, "D", mfc="none", color="C2", ms=8, mew=1.5, label="posterior mode")
     ax.set_yticks(ys, [f"{n} Var" for n in names])
     ax.set_xlabel("variance")

@@ -32,7 +32,7 @@ import pandas as pd
 import xarray as xr
 
 from .checks import fail
-from .sweep import SweepResult, prior_sweep, prior_scale  # noqa: F401 - re-exported
+from .sweep import SweepResult, prior_scale, prior_sweep  # noqa: F401 - re-exported
 
 DIAGNOSES = ("ok", "prior-dominated", "prior-data conflict")
 
@@ -84,7 +84,8 @@ def _conditional_loglik(result) -> np.ndarray | None:
     parts = []
     for lo in range(0, post.sizes["draw"], step):
         sub = post.isel(draw=slice(lo, lo + step))
-        parts.append(pointwise_loglik(result.design, sub, {k: v[:, lo:lo + step] for k, v in re.items()}).sum(-1))
+        chunk = {k: v[:, lo:lo + step] for k, v in re.items()}
+        parts.append(pointwise_loglik(result.design, sub, chunk).sum(-1))
     return np.concatenate(parts, axis=1)
 
 
@@ -117,7 +118,7 @@ def _tree_for_psense(result, likelihood: str, kernel=None):
 def _psense_table(tree, design, threshold, alphas) -> pd.DataFrame:
     from arviz_stats import psense
 
-    kw = dict(var_names=["sd", "sigma", "beta"], alphas=alphas)
+    kw = {"var_names": ["sd", "sigma", "beta"], "alphas": alphas}
     pri, lik = psense(tree, group="prior", **kw), psense(tree, group="likelihood", **kw)
     rows = []
     for c in design.component_names:
@@ -242,7 +243,8 @@ class SensitivityResult:
         comps = []
         for c, r in self.verdicts.iterrows():
             comps.append({"parameter": r.parameter, "component": c,
-                          "psense_prior": float(r.psense_prior), "psense_likelihood": float(r.psense_likelihood),
+                          "psense_prior": float(r.psense_prior),
+                          "psense_likelihood": float(r.psense_likelihood),
                           "diagnosis": r.diagnosis, "flagged": bool(r.flagged),
                           "reml_sd": float(r.reml_sd), "p_near_zero": float(r.p_near_zero),
                           "verdict": r.verdict})

@@ -14,16 +14,22 @@ cannot be pickled (its logp function is a closure over numba code), the ``VCMode
 Executors
 ---------
 The collapsed likelihood is a Python-level PyTensor Op (numba object mode), so sampling holds the
-GIL except inside LAPACK: grid points on threads share the compiled model and cost nothing extra,
-but barely run concurrently (measured: 4 Dyestuff grid points took 2.2 s serially, 2.4 s on two
-threads). Real parallelism needs processes, each paying one compilation per prior structure.
+GIL except inside LAPACK, and nutpie already runs the chains of one grid point on its own threads.
+Grid points on threads share the compiled model but barely run concurrently (measured on a 2-core
+machine: 4 Dyestuff grid points took 2.2 s one after the other, 2.4 s on two threads, 3.9 s on
+four). Real parallelism needs processes: the compiled object does not pickle, the ``VCModel`` does,
+so each worker process compiles once per prior structure (5-10 s) and then reuses it.
 
-- ``executor=None`` (default): a ``concurrent.futures.ThreadPoolExecutor`` with
-  ``max(1, cpu_count // chains)`` workers (one worker on a 2-core machine running 2 chains).
-- ``executor="threads"`` / ``"processes"`` / an ``int`` n (n threads) / any
-  ``concurrent.futures.Executor`` instance.
+- ``executor=None`` (default): a ``concurrent.futures.ThreadPoolExecutor`` with one worker (or
+  ``workers``): grid points one after the other on the one compiled model.
+- ``"threads"``: a ``ThreadPoolExecutor`` with ``workers`` (default ``max(1, cpu_count // chains)``)
+  threads; an ``int`` n: n threads.
+- ``"processes"``: a spawn-context ``ProcessPoolExecutor`` with ``workers`` processes (same
+  default); worth it when cores are free and the grid is large against one compilation per worker.
+- any ``concurrent.futures.Executor`` instance (tasks and results pickle).
 - a ``dask.distributed.Client``: grid points are submitted to the cluster (``client.map``), the way
-  a sweep scales past one machine.
+  a sweep scales past one machine; in-process workers (``Client(processes=False)``) reuse this
+  process's compiled model, worker processes compile their own once.
 """
 
 from __future__ import annotations
@@ -113,13 +119,21 @@ def _structure(ps: PriorSet) -> tuple:
             tuple((n, norm(p)) for n, p in ps.fixed.items()))
 
 
-def _prior_data(ps: PriorSet) -> dict:
+def _prior_data(ps: PriorSet, model=None) -> dict:
+    """``prior_<name>`` data values of ``ps`` (only those ``model`` holds, when given)."""
     from .pymc_model import prior_data_name
 
     out = {prior_data_name(c): float(p.param_value) for c, p in ps.sd.items() if p.param_name}
     if ps.residual.param_name:
         out[prior_data_name("Residual")] = float(ps.residual.param_value)
+    if model is not None:
+        out = {k: v for k, v in out.items() if k in model.named_vars}
     return out
+
+
+def _sweepable(design) -> list[str]:
+    """Components whose prior scale is model data (not those of correlated terms: LKJ priors)."""
+    return [c for t in design.terms if not (t.p > 1 and t.correlated) for c in t.component_names]
 
 
 # ----------------------------------------------------------------------------- compiled-model cache
@@ -128,14 +142,56 @@ _CACHE: OrderedDict = OrderedDict()
 _CACHE_MAX = 8
 _CACHE_LOCK = threading.Lock()
 _KEY_LOCKS: dict = {}
-_TOKENS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_TOKENS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _token(vcmodel) -> str:
+    """Content hash of the model's design (models of the same data and formula share compiled
+    models); memoised per VCModel instance."""
     tok = _TOKENS.get(vcmodel)
     if tok is None:
-        tok = _TOKENS[vcmodel] = uuid.uuid4().hex
+        import hashlib
+        import pickle
+        from dataclasses import fields, is_dataclass
+
+        import scipy.sparse as sp
+
+        def feed(h, obj):  # dataclass fields only: cached properties must not change the hash
+            if is_dataclass(obj):
+                h.update(type(obj).__qualname__.encode())
+                for f in fields(obj):
+                    h.update(f.name.encode())
+                    feed(h, getattr(obj, f.name))
+            elif isinstance(obj, np.ndarray) and obj.dtype != object:
+                h.update(f"{obj.dtype}{obj.shape}".encode())
+                h.update(np.ascontiguousarray(obj).tobytes())
+            elif sp.issparse(obj):
+                m = sp.csc_matrix(obj)
+                m.sum_duplicates()
+                m.sort_indices()
+                feed(h, (m.shape, m.data, m.indices, m.indptr))
+            elif isinstance(obj, (tuple, list)):
+                h.update(f"{type(obj).__name__}{len(obj)}".encode())
+                for x in obj:
+                    feed(h, x)
+            else:
+                h.update(pickle.dumps(obj, protocol=5))
+
+        try:
+            h = hashlib.sha1()
+            feed(h, vcmodel.design)
+            tok = h.hexdigest() if is_dataclass(vcmodel.design) else uuid.uuid4().hex
+        except Exception:  # noqa: BLE001 - an unpicklable design: this instance only
+            tok = uuid.uuid4().hex
+        _TOKENS[vcmodel] = tok
     return tok
+
+
+def clear_cache() -> None:
+    """Forget every compiled model of this process."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+        _KEY_LOCKS.clear()
 
 
 def _compiled(vcmodel, token: str, ps: PriorSet):
@@ -169,7 +225,7 @@ def compiled_model(vcmodel, priors=None):
     """
     ps = resolve_priors(vcmodel.design, priors)
     model, compiled, _ = _compiled(vcmodel, _token(vcmodel), ps)
-    return model, compiled.with_data(**_prior_data(ps))
+    return model, compiled.with_data(**_prior_data(ps, model))
 
 
 def _kernel_for(vcmodel, model):
@@ -211,7 +267,7 @@ def _fit_point(task: dict) -> dict:
     t0 = time.perf_counter()
     vcmodel, ps = task["vcmodel"], task["priors"]
     model, compiled, t_compile = _compiled(vcmodel, task["token"], task.get("build_priors", ps))
-    compiled = compiled.with_data(**_prior_data(ps))
+    compiled = compiled.with_data(**_prior_data(ps, model))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
         warnings.simplefilter("ignore", BoundaryFitWarning)  # REML is reported once, by the sweep
@@ -270,7 +326,7 @@ def _is_dask_client(ex) -> bool:
     return type(ex).__module__.startswith("distributed") and hasattr(ex, "map") and hasattr(ex, "gather")
 
 
-def _run(tasks: list[dict], executor, chains: int) -> tuple[list[dict], str]:
+def _run(tasks: list[dict], executor, chains: int, workers: int | None = None) -> tuple[list[dict], str]:
     from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 
     if _is_dask_client(executor):
@@ -278,7 +334,9 @@ def _run(tasks: list[dict], executor, chains: int) -> tuple[list[dict], str]:
         return executor.gather(futures), "dask"
     if isinstance(executor, Executor):
         return [f.result() for f in [executor.submit(_fit_point, t) for t in tasks]], type(executor).__name__
-    n = max(1, (os.cpu_count() or 1) // max(chains, 1))
+    n = int(workers) if workers else max(1, (os.cpu_count() or 1) // max(chains, 1))
+    if executor is None and not workers:
+        n = 1  # threads barely overlap on the collapsed kernel (GIL); see the module docstring
     if executor is None or executor == "threads" or isinstance(executor, (int, np.integer)):
         if isinstance(executor, (int, np.integer)) and not isinstance(executor, bool):
             if executor < 1:
@@ -307,7 +365,8 @@ class SweepResult:
         Tidy: one row per (family, swept component, scale, parameter) with columns ``family``,
         ``component`` (the component whose prior was varied), ``scale`` (multiple of the default
         scale), ``prior_scale`` (the prior's scale in the SD's units; Exponential: its mean),
-        ``prior`` (repr), ``prior_median`` (of the swept prior), ``parameter`` (``sd[<component>]``, ``sigma``, ``beta[<name>]``),
+        ``prior`` (repr), ``prior_median`` (of the swept prior), ``parameter``
+        (``sd[<component>]``, ``sigma``, ``beta[<name>]``),
         ``mean``, ``median``, ``lower``, ``upper`` (equal-tailed ``ci_prob`` interval), ``mode``
         (posterior mode, :meth:`~bayesvc.VCModel.fit_map`), ``mcse_median``, ``r_hat``,
         ``ess_bulk``, ``divergences``.
@@ -335,7 +394,7 @@ class SweepResult:
         t = self.timings
         first = t[t.compile_s > 0]
         extra = t[t.compile_s == 0]
-        out = {"compilations": int(len(first)),
+        out = {"compilations": len(first),
                "compile_s": float(first.compile_s.mean()) if len(first) else 0.0,
                "first_fit_s": float(first.total_s.mean()) if len(first) else float("nan"),
                "extra_point_s": float(extra.total_s.median()) if len(extra) else float("nan"),
@@ -397,19 +456,22 @@ class SweepResult:
     def to_records(self, columns=("family", "component", "scale", "prior_scale", "parameter", "mean",
                                   "median", "lower", "upper", "mode")) -> list[dict]:
         recs = self.table[list(columns)].to_dict(orient="records")
-        return [{k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in r.items()} for r in recs]
+        return [{k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in r.items()}
+                for r in recs]
 
     def __str__(self) -> str:
         cols = ["family", "component", "scale", "prior_scale", "median", "lower", "upper", "mode"]
         c = self.cost
-        return (f"Prior sweep ({self.executor}; {c['compilations']} compilation(s); first fit "
-                f"{c['first_fit_s']:.2f} s, extra grid point {c['extra_point_s']:.2f} s)\n"
+        how = (f"{c['compilations']} compilation(s); first fit {c['first_fit_s']:.2f} s"
+               if c["compilations"] else "compiled model reused")
+        return (f"Prior sweep ({self.executor}; {how}; extra grid point {c['extra_point_s']:.2f} s)\n"
                 + self.swept()[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
 
 def prior_sweep(model, scales=(0.5, 1, 2, 5), families=("halfnormal",), components=None, draws=500,
                 tune=500, chains=2, random_seed=None, executor=None, ci_prob=0.95, *,
-                absolute: bool = False, priors=None, mode: bool = True) -> SweepResult:
+                absolute: bool = False, priors=None, mode: bool = True,
+                workers: int | None = None) -> SweepResult:
     """Refit ``model`` across a grid of SD-prior scales, one component at a time.
 
     Parameters
@@ -424,7 +486,8 @@ def prior_sweep(model, scales=(0.5, 1, 2, 5), families=("halfnormal",), componen
         Prior instances (their other parameters, e.g. ``nu``, are kept; with ``absolute=False``
         their scale is what ``scales`` multiplies).
     components : sequence of str, optional
-        Components whose prior is varied (default: all). The others, the residual and the fixed
+        Components whose prior is varied (default: all, except those of correlated terms, whose
+        LKJ prior has a fixed scale). The others, the residual and the fixed
         effects keep their priors (``priors`` or the defaults).
     draws, tune, chains : int
         NUTS settings per grid point.
@@ -435,6 +498,9 @@ def prior_sweep(model, scales=(0.5, 1, 2, 5), families=("halfnormal",), componen
         Where grid points run (see the module docstring).
     ci_prob : float
         Probability of the equal-tailed intervals.
+    workers : int, optional
+        Threads or processes for ``executor=None`` / ``"threads"`` / ``"processes"`` (default
+        ``max(1, cpu_count // chains)``).
     mode : bool
         Add the posterior mode of each grid point (:meth:`VCModel.fit_map`; cheap).
 
@@ -448,10 +514,15 @@ def prior_sweep(model, scales=(0.5, 1, 2, 5), families=("halfnormal",), componen
 
     design = model.design
     base = resolve_priors(design, priors)
-    comps = list(design.component_names) if components is None else list(components)
+    sweepable = _sweepable(design)
+    comps = sweepable if components is None else list(components)
     unknown = [c for c in comps if c not in design.component_names]
     if unknown:
         fail(f"prior_sweep: unknown component(s) {unknown}; components are {list(design.component_names)}")
+    fixed = [c for c in comps if c not in sweepable]
+    if fixed or not comps:
+        fail(f"prior_sweep: the SDs of correlated terms have an LKJ prior with a fixed scale and cannot "
+             f"be swept ({fixed or list(design.component_names)}); sweepable: {sweepable or 'none'}")
     if isinstance(scales, (int, float)):
         scales = [scales]
     scales = [float(s) for s in scales]
@@ -490,7 +561,8 @@ def prior_sweep(model, scales=(0.5, 1, 2, 5), families=("halfnormal",), componen
                               "draws": int(draws),
                               "tune": int(tune), "chains": int(chains), "seed": seed,
                               "ci_prob": float(ci_prob), "mode": bool(mode) and can_collapse(design)})
-                meta.append({"family": fam, "component": c, "scale": value / base_scales[c],
+                meta.append({"family": fam, "component": c,
+                             "scale": value / base_scales[c] if absolute else k,
                              "prior_scale": value, "prior": repr(p),
                              "prior_median": float(prior_quantile(p, 0.5))})
     reml = model.fit_reml()
@@ -498,7 +570,7 @@ def prior_sweep(model, scales=(0.5, 1, 2, 5), families=("halfnormal",), componen
                          "Residual": float(np.sqrt(reml.scale))}, name="reml_sd")
     t0 = time.perf_counter()
     with threadpool_limits(1):
-        results, how = _run(tasks, executor, chains)
+        results, how = _run(tasks, executor, chains, workers)
     wall = time.perf_counter() - t0
     rows, trows = [], []
     for m, r in zip(meta, results):

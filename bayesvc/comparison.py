@@ -19,7 +19,7 @@ by a factor of about three either way. The rule does not depend on ``ci_prob``. 
 the residual are never flagged.
 
 >>> import numpy as np, pandas as pd, bayesvc as bvc
->>> from bayesvc.compare import compare
+>>> from bayesvc.comparison import compare
 >>> rng = np.random.default_rng(1)
 >>> df = pd.DataFrame({"g": np.repeat(list("abcdef"), 5)})
 >>> df["y"] = rng.normal(size=6)[np.repeat(np.arange(6), 5)] + rng.normal(size=30)
