@@ -14,6 +14,8 @@ from .posterior import PosteriorResult, SamplingWarning
 from .priors import Exponential, Flat, HalfCauchy, HalfNormal, HalfStudentT, Normal, Prior, PriorSet
 from .reml import OptSummary, fit_reml, make_devfun, optimize_deviance
 from .results import RandomEffects, REMLResult
+from .sensitivity import SensitivityResult, sensitivity
+from .sweep import SweepResult, prior_sweep
 from .spec import ModelSpec, RETerm, VCSpec, from_statsmodels, parse_lme4
 
 __version__ = "0.1.0"
@@ -25,5 +27,6 @@ __all__ = [
     "design_from_arrays", "sufficient_statistics", "fit_reml", "make_devfun", "optimize_deviance",
     "ModeResult", "fit_map", "PosteriorResult", "SamplingWarning", "Prior", "PriorSet", "HalfNormal",
     "HalfStudentT", "HalfCauchy", "Exponential", "Flat", "Normal", "compare", "compare_model",
-    "Comparison", "variance_shares", "icc", "ranef",
+    "Comparison", "variance_shares", "icc", "ranef", "sensitivity", "SensitivityResult", "prior_sweep",
+    "SweepResult",
 ]

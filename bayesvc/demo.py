@@ -112,19 +112,17 @@ def run_demo(draws: int = 1000, nuts: bool = True, quiet: bool = False, tune: in
 
     if not nuts:
         return status
-    import bayesvc
+    from .comparison import compare
+    from .decomposition import variance_shares
 
     for label, (model, reml) in fitted.items():
-        sample = getattr(model, "sample", None)
-        if sample is None:
-            print("\nNUTS: VCModel.sample is not available in this version; REML only.", file=out)
-            break
         _rule(f"{label} design: NUTS ({chains} chains x {draws} draws, {tune} tuning) vs REML", out)
-        posterior = sample(draws=draws, tune=tune, chains=chains, random_seed=seed,
-                           progressbar=not quiet)
-        compare = getattr(bayesvc, "compare", None)
-        if compare is not None:
-            print(compare(reml, posterior), file=out)
-        else:
-            print(_side_by_side(f"REML\n{reml.summary()}", f"NUTS\n{posterior.summary()}"), file=out)
+        posterior = model.sample(draws=draws, tune=tune, chains=chains, random_seed=seed,
+                                 progressbar=not quiet)
+        print(f"NUTS ({posterior.sampler}, marginalize={posterior.marginalize!r}): "
+              f"{posterior.seconds:.1f} s including compilation and exact random-effect draws", file=out)
+        if not quiet:
+            print(posterior.summary(), file=out)
+        print(compare(reml=reml, mode=model.fit_map(), posterior=posterior), file=out)
+        print(variance_shares(posterior).to_string(index=False), file=out)
     return status

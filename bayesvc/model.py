@@ -85,6 +85,7 @@ class VCModel:
         return fit_reml(self.design, reml=reml, kernel=self.kernel)
 
     def fit_ml(self):
+        """ML fit: ``fit_reml(reml=False)``."""
         return self.fit_reml(reml=False)
 
     def build_pymc(self, priors=None, marginalize=True):
@@ -137,6 +138,12 @@ class VCModel:
 
         return compare_model(self, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                              progressbar=progressbar, **kwargs)
+
+    def prior_sweep(self, scales=(0.5, 1, 2, 5), **kwargs):
+        """Refit across a grid of SD-prior scales (:func:`bayesvc.sweep.prior_sweep`)."""
+        from .sweep import prior_sweep
+
+        return prior_sweep(self, scales=scales, **kwargs)
 
     def __repr__(self) -> str:
         d = self.design

@@ -164,7 +164,15 @@ class PosteriorResult:
                     "median": np.median(x, 0), "q97.5": np.quantile(x, 0.975, axis=0)}))
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
+    def sensitivity(self, threshold: float = 0.05, **kwargs):
+        """Power-scaling prior/likelihood sensitivity with a verdict per component
+        (:func:`bayesvc.sensitivity.sensitivity`)."""
+        from .sensitivity import sensitivity
+
+        return sensitivity(self, threshold=threshold, **kwargs)
+
     def summary(self, ci_prob: float = 0.95, ci_kind: str = "eti"):
+        """NUTS summary in the MixedLM layout (:func:`bayesvc.summary_bayes.posterior_summary`)."""
         from .summary_bayes import posterior_summary
 
         return posterior_summary(self, ci_prob=ci_prob, ci_kind=ci_kind)

@@ -31,6 +31,9 @@ def _op_class():
 
         def __init__(self, kernel: Kernel):
             self.kernel = kernel
+            from .kernel_numba import pack
+
+            self.packed = pack(kernel)
 
         def __eq__(self, other):
             return self is other
@@ -59,7 +62,36 @@ def _op_class():
             g = cotangents[0]
             return [g * outputs[1], g * outputs[2], g * outputs[3]]
 
+    _register_numba(CollapsedLoglik)
     return CollapsedLoglik
+
+
+def _register_numba(op_class) -> None:
+    """Let PyTensor's Numba backend (nutpie's default) call :func:`bayesvc.kernel_numba.logp_grad`
+    natively instead of running ``perform`` in object mode."""
+    try:
+        from pytensor.link.numba.dispatch import numba_funcify
+        from pytensor.link.numba.dispatch.basic import generate_fallback_impl, numba_njit
+    except ImportError:  # pragma: no cover - older PyTensor
+        return
+
+    from .kernel_numba import logp_grad
+
+    @numba_funcify.register(op_class)
+    def _funcify(op, node=None, storage_map=None, **kwargs):
+        if op.packed is None:
+            return generate_fallback_impl(op, node, storage_map, **kwargs)
+        (first, rest_comp, a1, dense, C1d, Pd, Pi, Pp, pair_i, pair_j, Pzd, Pzi, Pzp, pz_i, pz_j, pz_w,
+         Czd, Czi, Czp, Arr, ZtWf, diag_s, n) = op.packed
+
+        @numba_njit
+        def collapsed_loglik(beta, sigma, tau):
+            ll, db, ds, dt = logp_grad(beta, sigma.item(), tau, first, rest_comp, a1, dense, C1d, Pd, Pi, Pp,
+                                       pair_i, pair_j, Pzd, Pzi, Pzp, pz_i, pz_j, pz_w, Czd, Czi, Czp, Arr,
+                                       ZtWf, diag_s, n)
+            return np.array(ll), db, np.array(ds), dt
+
+        return collapsed_loglik
 
 
 _OP = None

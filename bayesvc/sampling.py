@@ -202,7 +202,7 @@ def sample(design, priors=None, draws=1000, tune=1000, chains=4, random_seed=Non
             for t in design.terms:
                 dims = ("chain", "draw", f"{t.name}_level") + ((f"{t.name}_coef",) if t.p > 1 else ())
                 post[f"re_{t.name}"] = xr.DataArray(re_draws[t.name], dims=dims)
-    else:
+    elif mode != "full":
         skip = _partial_term(design) if mode == "partial" else None
         for i, t in enumerate(design.terms):
             if i != skip:

@@ -15,7 +15,7 @@ Reported: ``wall_seconds`` (process start -> just before printing, measured with
 (``bmb.Model(...)``), ``fit_seconds`` (``model.fit``: PyMC model build + nutpie compilation +
 sampling + Bambi's post-processing), ``sampling_seconds`` (nutpie's own sampling time, as PyMC
 records it), and for the SD parameters (the group SDs and sigma): minimum bulk ESS, maximum
-R-hat (arviz-stats) and the number of divergences.
+R-hat (arviz-stats), the number of divergences and the mean leapfrog steps per draw.
 
 This file is standalone: it must not import bayesvc (bayesvc is not installed in .venv-bambi),
 so the seed notebook's two data generators are copied verbatim from ``bayesvc/datasets.py``.
@@ -25,20 +25,20 @@ import time
 
 T_PROCESS_START = time.perf_counter()
 
-import os  # noqa: E402
-import sys  # noqa: E402
+import os
+import sys
 
 # Never import from this script's folder: benchmarks/ holds modules (e.g. coverage.py) whose names
 # shadow installed packages that numba/Bambi import ("module 'coverage' has no attribute 'types'").
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import warnings  # noqa: E402
+import argparse
+import json
+import warnings
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
 
 # --------------------------------------------------------------------------- seed data (copied)
@@ -127,6 +127,7 @@ def main(argv=None):
     rhat_by = {v: float(np.max(rhat[v].values)) for v in sd_vars}
     ss = idata["sample_stats"]
     div = int(ss["diverging"].values.sum()) if "diverging" in ss else None
+    n_steps = float(ss["n_steps"].values.mean()) if "n_steps" in ss else None
     samp = ss.attrs.get("sampling_time", post.attrs.get("sampling_time"))
     means = {v: float(post[v].values.mean()) for v in sd_vars}
 
@@ -142,7 +143,7 @@ def main(argv=None):
         "engine": "bambi",
         "design": args.design,
         "formula": FORMULAS[args.design],
-        "nobs": int(len(df)),
+        "nobs": len(df),
         "draws": args.draws, "tune": args.tune, "chains": args.chains, "seed": args.seed,
         "import_seconds": t_import,
         "build_seconds": t_build,
@@ -154,6 +155,7 @@ def main(argv=None):
         "rhat": rhat_by,
         "max_rhat": max(rhat_by.values()),
         "divergences": div,
+        "mean_n_steps": n_steps,
         "posterior_means": means,
         "versions": versions,
         "python": sys.version.split()[0],

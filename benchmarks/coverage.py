@@ -143,25 +143,18 @@ def simulate(design: str, rng: np.random.Generator, sizes: dict | None = None) -
 
 
 # --------------------------------------------------------------------------- one replicate
-#: set when ``sample(random_effects=False)`` fails with a missing ``re_<term>`` variable (a
-#: regression in bayesvc.sampling at commit 109f2a2, full-collapse mode); later replicates then
-#: ask for the random-effect draws (+~0.5 s each; same NUTS draws, the seed is the same).
-_NEED_RANDOM_EFFECTS = False
+def _fit(m, draws: int, **kw):
+    """NUTS fit of the hyperparameters only (the study needs no random-effect draws).
 
-
-def _fit(m, **kw):
-    """``m.sample(random_effects=False, log_likelihood=False)``, with the workaround above."""
-    global _NEED_RANDOM_EFFECTS
-    if not _NEED_RANDOM_EFFECTS:
-        try:
-            return m.sample(random_effects=False, log_likelihood=False, **kw)
-        except KeyError as e:
-            if "re_" not in str(e):
-                raise
-            _NEED_RANDOM_EFFECTS = True
-            print("note: VCModel.sample(random_effects=False) fails in this bayesvc version "
-                  f"({e}); sampling with random_effects=True instead", file=sys.stderr, flush=True)
-    return m.sample(random_effects=True, log_likelihood=False, **kw)
+    ``m.sample(random_effects=False)`` would be the natural call, but in bayesvc at commits
+    109f2a2..b54ee9c it fails in full-collapse mode (``KeyError: 're_<term>'``: the branch for
+    the non-collapsed forms is taken). Asking for the random effects of only one draw per chain
+    (``thin_random_effects=draws``) costs next to nothing, takes the working branch, stores no
+    ``re_*`` variables and, with ``log_likelihood=False``, computes no pointwise log-likelihood.
+    The NUTS draws are the same either way (the random effects are drawn after sampling).
+    """
+    return m.sample(draws=draws, random_effects=True, thin_random_effects=draws, log_likelihood=False,
+                    **kw)
 
 
 def _posterior_draws(r) -> dict[str, np.ndarray]:
@@ -302,8 +295,7 @@ def run_study(n_datasets: int = DEFAULTS["n_datasets"], design: str = "nested",
         "settings": {"n_datasets": n_datasets, "replicates_run": len(reps), "draws": draws,
                      "tune": tune, "chains": chains, "seed": seed, "prob": prob,
                      "interval": "central (equal-tailed) posterior quantiles of pooled draws",
-                     "priors": "package defaults",
-                     "random_effects_workaround": _NEED_RANDOM_EFFECTS},
+                     "priors": "package defaults"},
         **summarize(reps, prob, tol),
         "timing": {"wall_seconds": wall,
                    "mean_replicate_seconds": float(np.mean([r["seconds"] for r in reps])) if reps else None,

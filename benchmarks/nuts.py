@@ -6,6 +6,7 @@ Run from the repository root, with the main environment::
     .venv/bin/python benchmarks/nuts.py                 # 4 chains x 1000 draws after 1000 tune
     .venv/bin/python benchmarks/nuts.py --quick         # 2 chains x 300 draws after 300 tune
     .venv/bin/python benchmarks/nuts.py --designs crossed --skip-bambi
+    .venv/bin/python benchmarks/nuts.py --blas-threads 1   # one OpenBLAS thread per child
 
 Designs: the seed notebook's ``nested`` (40,000 rows; 200 group1 x 20 group2-within-group1
 levels) and ``crossed`` (40,000 rows; 100 x 100 crossed levels) data sets.
@@ -28,7 +29,8 @@ reports its own times: whole process (``perf_counter`` taken before its imports)
 ``fit_seconds`` (the in-process fitting call: ``m.sample(...)`` for bayesvc, i.e. PyMC model
 build + nutpie compile + sampling + random-effect draws + ArviZ object; ``model.fit(...)`` for
 Bambi, i.e. PyMC model build + nutpie compile + sampling + post-processing; the table's
-``fit s`` column) and ``sampling_seconds`` (JSON only; *not* comparable across engines: bayesvc's
+``fit s`` column), the mean number of leapfrog steps per kept draw (nutpie's ``n_steps``: tells
+the cost of one gradient apart from the geometry) and ``sampling_seconds`` (JSON only; *not* comparable across engines: bayesvc's
 ``PosteriorResult.sampling_seconds`` includes model build + compilation, Bambi's is nutpie's own
 sampling loop as PyMC records it).
 
@@ -39,6 +41,15 @@ bayesvc ESS/s / Bambi ESS/s (target >= 50), with max R-hat <= 1.01 and no diverg
 bayesvc. Timings on a shared machine are noisy: compare the ratio from a single run, not
 absolute seconds across runs. Results: a markdown table on stdout and
 ``benchmarks/results_nuts.json``.
+
+BLAS threads
+------------
+nutpie runs the chains on threads, and bayesvc's likelihood Op calls LAPACK (Cholesky, ``dpotri``)
+from each of them. With OpenBLAS's default pool (one thread per core) this oversubscribes a small
+shared machine badly: on the 2-core box, under load, one crossed-design ``loglik_grad`` took ~1.6 ms
+with ``OPENBLAS_NUM_THREADS=1`` and ~365 ms with 2. ``--blas-threads N`` sets
+``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` for both engines' children alike
+(the default leaves the environment as it is, i.e. what a user gets out of the box).
 
 ``VCModel.sample`` is used when it exists; otherwise the child falls back to
 ``bayesvc.sampling.sample(m.design, ..., kernel=m.kernel)`` (same result object).
@@ -53,14 +64,14 @@ import sys
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import platform  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import math
+import platform
+import subprocess
+import time
+from datetime import UTC, datetime
+from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -73,15 +84,16 @@ BAYESVC_FORMULAS = {
     "crossed": "y ~ 1 + (1|group1) + (1|group2)",
 }
 TARGET_RATIO, RHAT_MAX = 50.0, 1.01
+BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 # The bayesvc child: one JSON line on stdout. Kept self-contained so that it can be copied and run
 # by hand: python -c "$(python benchmarks/nuts.py --print-child)" nested 1000 1000 4 1
-BAYESVC_CHILD = r'''
+BAYESVC_CHILD = rf'''
 import time
 T_PROCESS_START = time.perf_counter()
 import json, sys, warnings
 design, D, T, C, S = sys.argv[1], *map(int, sys.argv[2:6])
-formula = {formulas!r}[design]
+formula = {BAYESVC_FORMULAS!r}[design]
 warnings.filterwarnings("ignore")
 import numpy as np
 import arviz_stats as azs
@@ -113,6 +125,8 @@ rhat_by["sigma"] = float(rhat["sigma"].values)
 sdm = post["sd"].values.reshape(-1, len(comps)).mean(axis=0)
 means = {{"sd[" + c + "]": float(v) for c, v in zip(comps, sdm)}}
 means["sigma"] = float(post["sigma"].values.mean())
+ss = r.idata["sample_stats"]
+n_steps = float(ss["n_steps"].values.mean()) if "n_steps" in ss else None
 import importlib.metadata as md
 versions = {{p: md.version(p) for p in ("pymc", "pytensor", "nutpie", "arviz-stats", "numpy")}}
 print(json.dumps({{
@@ -122,10 +136,10 @@ print(json.dumps({{
     "sampling_seconds": float(r.sampling_seconds),
     "ess_bulk": ess_by, "min_ess_bulk": min(ess_by.values()),
     "rhat": rhat_by, "max_rhat": max(rhat_by.values()),
-    "divergences": int(r.divergences), "posterior_means": means, "versions": versions,
+    "divergences": int(r.divergences), "mean_n_steps": n_steps, "posterior_means": means, "versions": versions,
     "wall_seconds": time.perf_counter() - T_PROCESS_START,
 }}), flush=True)
-'''.format(formulas=BAYESVC_FORMULAS)
+'''
 
 
 def _last_json_line(text: str) -> dict | None:
@@ -143,7 +157,8 @@ def run_child(cmd: list[str], timeout: float, env: dict | None = None) -> dict:
     """Run one fit as a subprocess; returns its JSON plus the parent-measured wall time."""
     t0 = time.perf_counter()
     try:
-        p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+        p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env,
+                           check=False)
     except subprocess.TimeoutExpired as e:
         return {"error": f"timed out after {timeout:.0f} s", "parent_wall_seconds": time.perf_counter() - t0,
                 "stderr_tail": (e.stderr or b"")[-2000:].decode() if isinstance(e.stderr, bytes)
@@ -175,19 +190,19 @@ def _fmt(x, spec):
 
 def table(design: str, res: dict) -> str:
     rows = [f"### {design}", "",
-            "| engine | wall s | fit s | min bulk ESS | ESS/s | max R-hat | divergences |",
-            "|---|---:|---:|---:|---:|---:|---:|"]
+            "| engine | wall s | fit s | min bulk ESS | ESS/s | max R-hat | divergences | leapfrog steps/draw |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for eng in ("bayesvc", "bambi"):
         r = res.get(eng)
         if r is None:
             continue
         if "error" in r:
-            rows.append(f"| {eng} | {_fmt(r.get('parent_wall_seconds'), '.1f')} | failed: {r['error']} | | | | |")
+            rows.append(f"| {eng} | {_fmt(r.get('parent_wall_seconds'), '.1f')} | failed: {r['error']} | | | | | |")
             continue
         flag = " (R-hat > 1.01: ESS unreliable)" if r["max_rhat"] > RHAT_MAX else ""
         rows.append(f"| {eng}{flag} | {r['parent_wall_seconds']:.1f} | {_fmt(r.get('fit_seconds'), '.1f')} | "
                     f"{r['min_ess_bulk']:.0f} | {r['ess_per_second']:.2f} | {r['max_rhat']:.4f} | "
-                    f"{r['divergences']} |")
+                    f"{r['divergences']} | {_fmt(r.get('mean_n_steps'), '.1f')} |")
     rows.append("")
     ratio = res.get("ratio")
     if ratio is not None:
@@ -218,6 +233,8 @@ def main(argv=None):
     ap.add_argument("--designs", nargs="+", choices=DESIGNS, default=list(DESIGNS))
     ap.add_argument("--skip-bambi", action="store_true")
     ap.add_argument("--timeout", type=float, default=3600.0, help="per-fit subprocess limit (s)")
+    ap.add_argument("--blas-threads", type=int, default=None,
+                    help="set OPENBLAS/OMP/MKL_NUM_THREADS=N in every child (default: as inherited)")
     ap.add_argument("--output", type=Path, default=RESULTS)
     ap.add_argument("--print-child", action="store_true", help="print the bayesvc child script and exit")
     args = ap.parse_args(argv)
@@ -235,13 +252,22 @@ def main(argv=None):
               "first. Skipping Bambi.", file=sys.stderr)
         run_bambi = False
 
+    env = None
+    if args.blas_threads is not None:
+        env = dict(os.environ)
+        for var in BLAS_ENV:
+            env[var] = str(args.blas_threads)
+    blas = {v: (env or os.environ).get(v) for v in BLAS_ENV}
     print(f"# NUTS benchmark: {chains} chains x {draws} draws after {tune} tune, seed {args.seed}; "
-          f"{os.cpu_count()} CPUs, load {_fmt((_loadavg() or [None])[0], '.2f')}\n", flush=True)
+          f"{os.cpu_count()} CPUs, load {_fmt((_loadavg() or [None])[0], '.2f')}; "
+          f"BLAS threads: {args.blas_threads if args.blas_threads is not None else 'inherited'}\n",
+          flush=True)
     meta = {
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "platform": platform.platform(), "python": sys.version.split()[0], "cpu_count": os.cpu_count(),
         "draws": draws, "tune": tune, "chains": chains, "seed": args.seed,
         "loadavg_start": _loadavg(),
+        "blas_threads": args.blas_threads, "blas_env": blas,
         "commands": {},
     }
     results = {}
@@ -250,12 +276,12 @@ def main(argv=None):
         cmd = bayesvc_cmd(design, draws, tune, chains, args.seed)
         meta["commands"][f"bayesvc/{design}"] = " ".join(cmd[:3]) + " <BAYESVC_CHILD> " + " ".join(cmd[4:])
         print(f"[{design}] bayesvc ...", file=sys.stderr, flush=True)
-        res["bayesvc"] = run_child(cmd, args.timeout)
+        res["bayesvc"] = run_child(cmd, args.timeout, env)
         if run_bambi:
             cmd = bambi_cmd(design, draws, tune, chains, args.seed)
             meta["commands"][f"bambi/{design}"] = " ".join(cmd)
             print(f"[{design}] bambi ...", file=sys.stderr, flush=True)
-            res["bambi"] = run_child(cmd, args.timeout)
+            res["bambi"] = run_child(cmd, args.timeout, env)
         b, o = res["bayesvc"], res.get("bambi")
         if o is not None and "error" not in b and "error" not in o and o["ess_per_second"] > 0:
             res["ratio"] = b["ess_per_second"] / o["ess_per_second"]
