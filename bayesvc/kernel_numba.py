@@ -276,3 +276,68 @@ def pack(kernel) -> tuple | None:
     )
     size = sum(a.size for a in arrays if isinstance(a, np.ndarray))
     return arrays if size <= MAX_EMBEDDED else None
+
+
+@njit(cache=True)
+def draw_effects(beta, sigma, tau, z1, zr, first, rest_comp, a1, dense, C1d, Pd, Pi, Pp, pair_i, pair_j,
+                 Pzd, Pzi, Pzp, pz_i, pz_j, pz_w, Czd, Czi, Czp, Arr, ZtWf, diag_s, n):
+    """One exact draw of ``b = Lambda (u_hat + sigma x)``, ``x ~ N(0, A^{-1})``, from standard
+    normals ``z1`` (first term) and ``zr`` (rest), via ``L' x = z`` with the blocked factor.
+    Returns ``(b1, b_rest)``."""
+    p = beta.shape[0]
+    m = Arr.shape[0]
+    rz = m - p - 1
+    pw = p + 1
+    theta = tau / sigma
+    lam1 = theta[first]
+    D = lam1 * lam1 * a1 + 1.0
+    w = lam1 * lam1 / D
+    lv = np.empty(rz)
+    for j in range(rz):
+        lv[j] = theta[rest_comp[j]]
+    # Schur complement of the rest terms (z part only)
+    if dense:
+        Cz = C1d[:rz]
+        Szz = (Arr[:rz, :rz] - (Cz * w) @ Cz.T) * np.outer(lv, lv)
+    else:
+        vals = _csr_matvec(Pd, Pi, Pp, w, pair_i.shape[0])
+        Szz = np.zeros((rz, rz))
+        for k in range(vals.shape[0]):
+            i, j = pair_i[k], pair_j[k]
+            if j < rz:
+                Szz[i, j] -= vals[k]
+                if i != j:
+                    Szz[j, i] -= vals[k]
+        Szz = (Arr[:rz, :rz] + Szz) * np.outer(lv, lv)
+    for j in range(rz):
+        Szz[j, j] += 1.0
+    wv = np.empty(pw)
+    wv[:p] = -beta
+    wv[p] = 1.0
+    c1 = lam1 * (ZtWf @ wv)
+    cr = (np.ascontiguousarray(Arr[:rz, rz:]) @ wv) * lv
+    y1 = c1 / D
+    if dense:
+        By = lv * (C1d[:rz] @ (lam1 * y1))
+    else:
+        By = lv * _csr_matvec(Czd, Czi, Czp, lam1 * y1, rz)
+    if diag_s and not dense:
+        dS = np.empty(rz)
+        for j in range(rz):
+            dS[j] = Szz[j, j]
+        xr = (cr - By) / dS
+        xn = zr / np.sqrt(dS)
+    else:
+        L = np.linalg.cholesky(Szz)
+        xr = np.linalg.solve(Szz, cr - By)
+        xn = np.linalg.solve(np.ascontiguousarray(L.T), zr)
+    if dense:
+        Btx = C1d[:rz].T @ (lv * xr)
+        Btn = C1d[:rz].T @ (lv * xn)
+    else:
+        Btx = _csr_rmatvec(Czd, Czi, Czp, lv * xr, a1.shape[0])
+        Btn = _csr_rmatvec(Czd, Czi, Czp, lv * xn, a1.shape[0])
+    x1 = y1 - lam1 * Btx / D
+    sD = np.sqrt(D)
+    x1n = (z1 - lam1 * Btn / sD) / sD
+    return lam1 * (x1 + sigma * x1n), lv * (xr + sigma * xn)

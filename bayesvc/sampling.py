@@ -58,24 +58,34 @@ def draw_random_effects(kernel: Kernel, post: xr.Dataset, rng: np.random.Generat
 
     Returns a list (design term order) of arrays (chain, draw, levels[, p]).
     """
+    from .kernel_numba import draw_effects, pack
+
     beta, sigma, sd = _stack(post, "beta"), _stack(post, "sigma"), _stack(post, "sd")
     nchain, ndraw = post.sizes["chain"], post.sizes["draw"]
     keep = np.arange(0, ndraw, thin)
     terms = kernel.terms
     out = [np.empty((nchain, len(keep), t.n_levels, t.p)) for t in terms]
     q1 = terms[kernel.first].q if kernel.first is not None else 0
+    packed = pack(kernel)
     for c in range(nchain):
         for j, d in enumerate(keep):
             i = c * ndraw + d
+            z1 = rng.standard_normal((q1, 1)) if q1 else None
+            zr = rng.standard_normal((kernel.rz, 1))
+            if packed is not None:
+                # compiled path: one blocked factorization and two solves per draw
+                b1, br = draw_effects(beta[i], float(sigma[i]), sd[i], z1[:, 0], zr[:, 0], *packed)
+                out[kernel.first][c, j] = b1.reshape(-1, 1)
+                for k in kernel.rest:
+                    a, b = kernel.rest_offsets[k]
+                    out[k][c, j] = br[a:b].reshape(-1, 1)
+                continue
             theta = sd[i] / sigma[i]
             f = kernel.factor(theta)
             modes = kernel.conditional_modes(f, beta[i])
-            z1 = rng.standard_normal((q1, 1)) if q1 else None
-            zr = rng.standard_normal((kernel.rz, 1))
             xs = kernel.draw_u(f, z1, zr)
             for k, t in enumerate(terms):
-                lam = theta[k]
-                out[k][c, j] = modes[k] + sigma[i] * lam * xs[k].reshape(t.n_levels, t.p)
+                out[k][c, j] = modes[k] + sigma[i] * theta[k] * xs[k].reshape(t.n_levels, t.p)
     return out, keep
 
 
