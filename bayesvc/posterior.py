@@ -144,25 +144,11 @@ class PosteriorResult:
     def scale(self) -> float:
         return float(self.posterior["scale"].mean())
 
-    def random_effects_summary(self) -> pd.DataFrame:
-        """Tidy posterior summaries of every random effect: component, level, mean, sd, quantiles."""
-        frames = []
-        p = self.posterior
-        for t in self.design.terms:
-            name = f"re_{t.name}"
-            if name not in p:
-                continue
-            arr = p[name].values
-            flat = arr.reshape((-1,) + arr.shape[2:])
-            if flat.ndim == 2:
-                flat = flat[..., None]
-            for j, comp in enumerate(t.component_names):
-                x = flat[..., j]
-                frames.append(pd.DataFrame({
-                    "component": comp, "level": [str(v) for v in t.levels], "mean": x.mean(0),
-                    "sd": x.std(0, ddof=1), "q2.5": np.quantile(x, 0.025, axis=0),
-                    "median": np.median(x, 0), "q97.5": np.quantile(x, 0.975, axis=0)}))
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    def random_effects_summary(self, ci_prob: float = 0.95) -> pd.DataFrame:
+        """Tidy posterior summaries of every random effect (:func:`bayesvc.decomposition.ranef`)."""
+        from .decomposition import ranef
+
+        return ranef(self, ci_prob=ci_prob)
 
     def sensitivity(self, threshold: float = 0.05, **kwargs):
         """Power-scaling prior/likelihood sensitivity with a verdict per component

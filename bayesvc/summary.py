@@ -339,6 +339,20 @@ def _latex_escape(s: str) -> str:
 
 # ----------------------------------------------------------------------------- builders
 
+def group_header(design) -> list[tuple[str, object]]:
+    """The header pairs every MixedLM-layout summary starts with (model, sizes, response)."""
+    gs = np.asarray(design.group_sizes())
+    return [
+        ("Model:", "MixedLM"),
+        ("No. Observations:", int(design.nobs)),
+        ("No. Groups:", len(gs)),
+        ("Min. group size:", f"{gs.min():.0f}"),
+        ("Max. group size:", f"{gs.max():.0f}"),
+        ("Mean group size:", f"{gs.mean():.1f}"),
+        ("Dependent Variable:", str(design.response_name)),
+    ]
+
+
 def reml_summary(result, alpha: float = 0.05, title: str | None = None) -> Summary:
     """statsmodels' ``MixedLMResults.summary()`` for a REML/ML fit.
 
@@ -378,16 +392,7 @@ def reml_summary(result, alpha: float = 0.05, title: str | None = None) -> Summa
         rows.append([value, std, nan, nan, nan, nan])
     params = pd.DataFrame(rows, index=pd.Index(names, dtype=object), columns=cols, dtype=float)
 
-    d = result.design
-    gs = np.asarray(d.group_sizes())
-    header = [
-        ("Model:", "MixedLM"),
-        ("No. Observations:", int(d.nobs)),
-        ("No. Groups:", len(gs)),
-        ("Min. group size:", f"{gs.min():.0f}"),
-        ("Max. group size:", f"{gs.max():.0f}"),
-        ("Mean group size:", f"{gs.mean():.1f}"),
-        ("Dependent Variable:", str(d.response_name)),
+    header = group_header(result.design) + [
         ("Method:", str(result.method)),
         ("Scale:", float(result.scale)),
         ("Log-Likelihood:", float(result.llf)),

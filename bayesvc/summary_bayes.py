@@ -8,20 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .summary import Summary
-
-
-def _group_header(d):
-    gs = np.asarray(d.group_sizes())
-    return [
-        ("Model:", "MixedLM"),
-        ("No. Observations:", int(d.nobs)),
-        ("No. Groups:", len(gs)),
-        ("Min. group size:", f"{gs.min():.0f}"),
-        ("Max. group size:", f"{gs.max():.0f}"),
-        ("Mean group size:", f"{gs.mean():.1f}"),
-        ("Dependent Variable:", str(d.response_name)),
-    ]
+from .summary import Summary, group_header as _group_header
 
 
 def _row_label(name, design) -> str:
