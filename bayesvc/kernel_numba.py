@@ -39,6 +39,33 @@ def _csr_rmatvec(data, ind, ptr, x, ncols):
 
 
 @njit(cache=True)
+def _reduced_rhs(beta, lam1, lv, D, dense, C1d, Czd, Czi, Czp, Arr, ZtWf, rz):
+    """First half of the blocked solve of ``A u = Lambda' Z'(y - X beta)``: returns
+    ``y1 = D^{-1} c1`` and the rest block's right-hand side ``c_r - B y1``."""
+    p = beta.shape[0]
+    wv = np.empty(p + 1)
+    wv[:p] = -beta
+    wv[p] = 1.0
+    y1 = lam1 * (ZtWf @ wv) / D
+    cr = (np.ascontiguousarray(Arr[:rz, rz:]) @ wv) * lv
+    if dense:
+        By = lv * (C1d[:rz] @ (lam1 * y1))
+    else:
+        By = lv * _csr_matvec(Czd, Czi, Czp, lam1 * y1, rz)
+    return y1, cr - By
+
+
+@njit(cache=True)
+def _back_substitute(y1, xr, lam1, lv, D, dense, C1d, Czd, Czi, Czp, q1):
+    """Second half: ``x1 = y1 - D^{-1} B' x_r`` given the rest block's solution ``x_r``."""
+    if dense:
+        Btx = C1d[:lv.shape[0]].T @ (lv * xr)
+    else:
+        Btx = _csr_rmatvec(Czd, Czi, Czp, lv * xr, q1)
+    return y1 - lam1 * Btx / D
+
+
+@njit(cache=True)
 def _logp_grad_nested(beta, sigma, tau, first, rest_comp, a1, Pd, Pi, Pp, pair_i, pair_j,
                       Pzd, Pzi, Pzp, pz_i, pz_j, Czd, Czi, Czp, Arr, ZtWf, n):
     """Nested (tree) designs: the rest block's Schur complement is diagonal, so every step is
@@ -108,18 +135,9 @@ def _logp_grad_nested(beta, sigma, tau, first, rest_comp, a1, Pd, Pi, Pp, pair_i
         j = pz_i[k]
         t1 -= vz[k] * lv[j] * lv[j] / Szz[j]
     t[first] += t1
-    c1 = lam1 * (ZtWf @ wv)
-    cr = np.zeros(rz)
-    for j in range(rz):
-        acc = 0.0
-        for a in range(pw):
-            acc += Arr[j, rz + a] * wv[a]
-        cr[j] = acc * lv[j]
-    y1 = c1 / D
-    By = lv * _csr_matvec(Czd, Czi, Czp, lam1 * y1, rz)
-    xr = (cr - By) / Szz
-    Btx = _csr_rmatvec(Czd, Czi, Czp, lv * xr, q1)
-    x1 = y1 - lam1 * Btx / D
+    y1, rhs = _reduced_rhs(beta, lam1, lv, D, False, Arr[:1, :1], Czd, Czi, Czp, Arr, ZtWf, rz)
+    xr = rhs / Szz
+    x1 = _back_substitute(y1, xr, lam1, lv, D, False, Arr[:1, :1], Czd, Czi, Czp, q1)
     uk2 = np.zeros(nc)
     uk2[first] = np.sum(x1 * x1)
     for j in range(rz):
@@ -225,19 +243,10 @@ def logp_grad(beta, sigma, tau, first, rest_comp, a1, dense, C1d, Pd, Pi, Pp, pa
                 t1 -= pz_w[k] * vz[k] * lv[pz_i[k]] * lv[pz_j[k]] * Sinv[pz_i[k], pz_j[k]]
     t[first] += t1
     # u = A^{-1} Lambda' Z'(y - X beta), blockwise
-    c1 = lam1 * (ZtWf @ wv)
-    cr = (np.ascontiguousarray(Arr[:rz, rz:]) @ wv) * lv[:rz]
-    y1 = c1 / D
-    if dense:
-        By = lv[:rz] * (C1d[:rz] @ (lam1 * y1))
-    else:
-        By = lv[:rz] * _csr_matvec(Czd, Czi, Czp, lam1 * y1, rz)
-    xr = Sinv @ (cr - By)
-    if dense:
-        Btx = C1d[:rz].T @ (lv[:rz] * xr)
-    else:
-        Btx = _csr_rmatvec(Czd, Czi, Czp, lv[:rz] * xr, q1)
-    x1 = y1 - lam1 * Btx / D
+    lvz = lv[:rz].copy()
+    y1, rhs = _reduced_rhs(beta, lam1, lvz, D, dense, C1d, Czd, Czi, Czp, Arr, ZtWf, rz)
+    xr = Sinv @ rhs
+    x1 = _back_substitute(y1, xr, lam1, lvz, D, dense, C1d, Czd, Czi, Czp, q1)
     uk2 = np.zeros(nc)
     uk2[first] = np.sum(x1 * x1)
     for j in range(rz):
@@ -311,33 +320,20 @@ def draw_effects(beta, sigma, tau, z1, zr, first, rest_comp, a1, dense, C1d, Pd,
         Szz = (Arr[:rz, :rz] + Szz) * np.outer(lv, lv)
     for j in range(rz):
         Szz[j, j] += 1.0
-    wv = np.empty(pw)
-    wv[:p] = -beta
-    wv[p] = 1.0
-    c1 = lam1 * (ZtWf @ wv)
-    cr = (np.ascontiguousarray(Arr[:rz, rz:]) @ wv) * lv
-    y1 = c1 / D
-    if dense:
-        By = lv * (C1d[:rz] @ (lam1 * y1))
-    else:
-        By = lv * _csr_matvec(Czd, Czi, Czp, lam1 * y1, rz)
+    y1, rhs = _reduced_rhs(beta, lam1, lv, D, dense, C1d, Czd, Czi, Czp, Arr, ZtWf, rz)
     if diag_s and not dense:
         dS = np.empty(rz)
         for j in range(rz):
             dS[j] = Szz[j, j]
-        xr = (cr - By) / dS
+        xr = rhs / dS
         xn = zr / np.sqrt(dS)
     else:
         L = np.linalg.cholesky(Szz)
-        xr = np.linalg.solve(Szz, cr - By)
+        xr = np.linalg.solve(Szz, rhs)
         xn = np.linalg.solve(np.ascontiguousarray(L.T), zr)
-    if dense:
-        Btx = C1d[:rz].T @ (lv * xr)
-        Btn = C1d[:rz].T @ (lv * xn)
-    else:
-        Btx = _csr_rmatvec(Czd, Czi, Czp, lv * xr, a1.shape[0])
-        Btn = _csr_rmatvec(Czd, Czi, Czp, lv * xn, a1.shape[0])
-    x1 = y1 - lam1 * Btx / D
+    q1 = a1.shape[0]
+    x1 = _back_substitute(y1, xr, lam1, lv, D, dense, C1d, Czd, Czi, Czp, q1)
+    # noise: x1n = D^{-1/2} (z1 - D^{-1/2} B' xn), the same back-substitution with D^{1/2} for D
     sD = np.sqrt(D)
-    x1n = (z1 - lam1 * Btn / sD) / sD
+    x1n = (z1 + _back_substitute(np.zeros(q1), xn, lam1, lv, sD, dense, C1d, Czd, Czi, Czp, q1)) / sD
     return lam1 * (x1 + sigma * x1n), lv * (xr + sigma * xn)
