@@ -14,15 +14,56 @@ import pandas as pd
 
 
 class SpecificationError(ValueError):
-    """Bad input: the message names the argument or column and what was wrong."""
+    """Bad input: the message names the argument or column and what was wrong.
+
+    A subclass of ``ValueError``, raised by every input check of bayesvc.
+
+    Examples
+    --------
+    >>> import pandas as pd, bayesvc as bvc
+    >>> df = pd.DataFrame({"y": [1.0, 2, 3, 4], "g": ["a", "a", "b", "b"]})
+    >>> try:
+    ...     bvc.VCModel.from_formula("y ~ x + (1|g)", data=df)
+    ... except bvc.SpecificationError as err:
+    ...     print(err)
+    unknown column 'x' in formula 'y ~ x + (1|g)'; data has columns ['y', 'g']
+    """
 
 
 class BoundaryFitWarning(UserWarning):
-    """A variance component was estimated at (or next to) zero."""
+    """A variance component was estimated at (or next to) zero.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np, pandas as pd, bayesvc as bvc
+    >>> df = pd.DataFrame({"g": np.repeat(np.arange(6), 5), "y": np.tile([1.0, 2, 3, 5, 8], 6)})
+    >>> m = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)   # identical group means
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     r = m.fit_reml()
+    >>> [str(w.message) for w in caught if w.category is bvc.BoundaryFitWarning]
+    ['boundary (singular) fit: variance of g estimated as 0']
+    """
 
 
 class RankDeficiencyWarning(UserWarning):
-    """Fixed-effect columns were dropped because X is rank deficient."""
+    """Fixed-effect columns were dropped because X is rank deficient.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np, pandas as pd, bayesvc as bvc
+    >>> df = pd.DataFrame({"g": np.repeat(np.arange(4), 3), "x": np.arange(12.0)})
+    >>> df["x2"], df["y"] = 2 * df.x, np.arange(12.0) % 5
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     m = bvc.VCModel.from_formula("y ~ x + x2 + (1|g)", data=df)
+    >>> [str(w.message) for w in caught if w.category is bvc.RankDeficiencyWarning]
+    ['fixed-effect model matrix is rank deficient so dropping 1 column(s): x2']
+    >>> m.design.fe_names, m.design.dropped_fe
+    (('Intercept', 'x'), ('x2',))
+    """
 
 
 def fail(message: str) -> None:

@@ -82,6 +82,37 @@ class Comparison:
         The posterior interval in ``lower``/``upper``.
     methods : tuple of str
         The estimators present, e.g. ``("REML", "MAP", "NUTS")``.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, bayesvc as bvc
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+    >>> c = bvc.compare(reml=model.fit_reml(), mode=model.fit_map())
+    >>> c
+    Comparison(3 rows; methods REML, MAP)
+    >>> print(c)  # doctest: +NORMALIZE_WHITESPACE
+           Mixed Linear Model Estimator Comparison
+    =====================================================
+    Model:              MixedLM Methods:        REML, MAP
+    No. Observations:   48      Log-Likelihood: -68.8989
+    No. Groups:         8       Converged:      Yes
+    Dependent Variable: y
+    ---------------------------------------------------------
+                      REML     REML SE      Mode     Boundary
+    ---------------------------------------------------------
+    Intercept        0.757       0.576     0.747
+    g Var            2.547       1.417     2.179
+    Residual Var     0.625       0.140     0.624
+    =====================================================
+
+    With a NUTS fit the table adds the posterior mean, median and interval (not run here):
+
+    >>> post = model.sample(draws=500, tune=500, chains=2, random_seed=1)  # doctest: +SKIP
+    >>> bvc.compare(reml=model.fit_reml(), posterior=post).methods         # doctest: +SKIP
+    ('REML', 'NUTS')
     """
 
     _table: pd.DataFrame = field(repr=False)
@@ -92,16 +123,61 @@ class Comparison:
 
     @property
     def table(self) -> pd.DataFrame:
+        """A copy of the comparison rows (see the class docstring for the columns).
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> rng = np.random.default_rng(0)
+        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+        >>> c = bvc.compare(reml=model.fit_reml(), mode=model.fit_map())
+        >>> t = c.table
+        >>> list(t.parameter), list(t.kind)
+        (['Intercept', 'g', 'Residual'], ['fixed', 'variance', 'variance'])
+        >>> bool(t["mean"].isna().all())          # no posterior given
+        True
+        """
         return self._table.copy()
 
     @property
     def boundary(self) -> list[str]:
-        """Names of the variance rows flagged as boundary."""
+        """Names of the variance rows flagged as boundary.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> rng = np.random.default_rng(0)
+        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+        >>> c = bvc.compare(reml=model.fit_reml(), mode=model.fit_map())
+        >>> c.boundary
+        []
+        """
         t = self._table
         return list(t.parameter[t.boundary])
 
     def summary(self) -> Summary:
-        """The comparison as a :class:`~bayesvc.summary.Summary` (MixedLM-like layout)."""
+        """The comparison as a :class:`~bayesvc.summary.Summary` (MixedLM-like layout).
+
+        Columns of estimators that were not given are left out.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> rng = np.random.default_rng(0)
+        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+        >>> c = bvc.compare(reml=model.fit_reml(), mode=model.fit_map())
+        >>> s = c.summary()
+        >>> s.title
+        'Mixed Linear Model Estimator Comparison'
+        >>> list(s.tables["params"].columns)
+        ['REML', 'REML SE', 'Mode', 'Boundary']
+        """
         t = self._table
         labels = [p if k == "fixed" else f"{p} Var" for p, k in zip(t.parameter, t.kind)]
         pct = f"{100 * self.ci_prob:g}%"
@@ -130,13 +206,60 @@ class Comparison:
         return self.summary()._repr_html_()
 
     def to_markdown(self) -> str:
+        """The comparison as Markdown: a bold title, the header table and the estimates table.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> rng = np.random.default_rng(0)
+        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+        >>> c = bvc.compare(reml=model.fit_reml(), mode=model.fit_map())
+        >>> for line in c.to_markdown().splitlines()[-5:]:
+        ...     print(line)
+        |  | REML | REML SE | Mode | Boundary |
+        |:--|--:|--:|--:|--:|
+        | Intercept | 0.757 | 0.576 | 0.747 |  |
+        | g Var | 2.547 | 1.417 | 2.179 |  |
+        | Residual Var | 0.625 | 0.140 | 0.624 |  |
+        """
         return self.summary().to_markdown()
 
     def to_latex(self, label: str | None = None) -> str:
+        r"""The comparison as a LaTeX ``table`` environment (``label`` adds a ``\label``).
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> rng = np.random.default_rng(0)
+        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+        >>> c = bvc.compare(reml=model.fit_reml(), mode=model.fit_map())
+        >>> for line in c.to_latex(label="tab:cmp").splitlines()[:3]:
+        ...     print(line)
+        \begin{table}
+        \caption{Mixed Linear Model Estimator Comparison}
+        \label{tab:cmp}
+        """
         return self.summary().to_latex(label)
 
     def to_dict(self) -> dict:
-        """The CLI's JSON contract: ``{"rows": [{column: value, ...}, ...]}`` with NaN -> None."""
+        """The CLI's JSON contract: ``{"rows": [{column: value, ...}, ...]}`` with NaN -> None.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> rng = np.random.default_rng(0)
+        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+        >>> c = bvc.compare(reml=model.fit_reml(), mode=model.fit_map())
+        >>> row = c.to_dict()["rows"][1]
+        >>> row["parameter"], row["boundary"], row["mean"]
+        ('g', False, None)
+        """
         rows = []
         for rec in self._table.to_dict("records"):
             row = {}
@@ -187,6 +310,22 @@ def compare(reml=None, mode=None, posterior=None, ci_prob: float = 0.95, ci_kind
     Comparison
         One row per fixed effect, per component variance and ``"Residual"``; ``boundary`` as in
         the module docstring.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, bayesvc as bvc
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+    >>> c = bvc.compare(reml=model.fit_reml(), mode=model.fit_map())
+    >>> c.methods, list(c.table.parameter)
+    (('REML', 'MAP'), ['Intercept', 'g', 'Residual'])
+
+    A NUTS fit adds the posterior columns (not run here):
+
+    >>> post = model.sample(draws=500, tune=500, chains=2, random_seed=1)   # doctest: +SKIP
+    >>> c = bvc.compare(reml=model.fit_reml(), posterior=post, ci_kind="hdi")  # doctest: +SKIP
     """
     if ci_kind not in ("eti", "hdi"):
         raise ValueError(f"ci_kind must be 'eti' or 'hdi', got {ci_kind!r}")
@@ -258,10 +397,31 @@ def compare_model(model, draws: int = 1000, tune: int = 1000, chains: int = 4, r
     **sample_kwargs
         Further :meth:`VCModel.sample` arguments.
 
+    Returns
+    -------
+    Comparison
+
     Notes
     -----
     The posterior mode needs scalar variance components; for correlated random-coefficient terms
     the ``mode`` column is left empty.
+
+    Examples
+    --------
+    This samples with NUTS, so it is not run as a doctest:
+
+    >>> import numpy as np, pandas as pd, bayesvc as bvc
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+    >>> reml = model.fit_reml()
+    >>> c = bvc.compare_model(model, draws=500, tune=500, chains=2, random_seed=1,
+    ...                       reml=reml)                            # doctest: +SKIP
+    >>> c.methods                                                   # doctest: +SKIP
+    ('REML', 'MAP', 'NUTS')
+    >>> list(c.table.columns)                                       # doctest: +SKIP
+    ['parameter', 'kind', 'reml', 'reml_se', 'mode', 'mean', 'median', 'lower', 'upper', 'boundary']
     """
     from .checks import SpecificationError
 

@@ -41,6 +41,17 @@ class RandomTerm:
         ``n x (n_levels * p)`` block, level-major (all coefficients of level 0 first).
     correlated : bool
         Whether the ``p`` coefficients share an unstructured covariance (``p > 1`` only).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, bayesvc as bvc
+    >>> df = pd.DataFrame({"g": np.repeat(["a", "b", "c"], 4), "x": np.tile([0.0, 1, 2, 3], 3)})
+    >>> df["y"] = np.repeat([1.0, 4, 2], 4) + df.x + np.tile([0.0, 1, -1, 0.5], 3)
+    >>> t = bvc.VCModel.from_formula("y ~ x + (1 + x|g)", data=df).design.terms[0]
+    >>> t.name, t.coef_names, t.component_names, t.correlated
+    ('g', ('Intercept', 'x'), ('g', 'x|g'), True)
+    >>> list(t.levels), t.Z.shape
+    (['a', 'b', 'c'], (12, 6))
     """
 
     name: str
@@ -53,29 +64,93 @@ class RandomTerm:
 
     @property
     def p(self) -> int:
+        """Number of coefficients per level (columns of the term's model matrix).
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> df = pd.DataFrame({"g": np.repeat(["a", "b", "c"], 4), "x": np.tile([0.0, 1, 2, 3], 3)})
+        >>> df["y"] = np.repeat([1.0, 4, 2], 4) + df.x + np.tile([0.0, 1, -1, 0.5], 3)
+        >>> t = bvc.VCModel.from_formula("y ~ x + (1 + x|g)", data=df).design.terms[0]
+        >>> t.p
+        2
+        """
         return len(self.coef_names)
 
     @property
     def n_levels(self) -> int:
+        """Number of levels of the grouping factor.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> df = pd.DataFrame({"g": np.repeat(["a", "b", "c"], 4), "x": np.tile([0.0, 1, 2, 3], 3)})
+        >>> df["y"] = np.repeat([1.0, 4, 2], 4) + df.x + np.tile([0.0, 1, -1, 0.5], 3)
+        >>> t = bvc.VCModel.from_formula("y ~ x + (1 + x|g)", data=df).design.terms[0]
+        >>> t.n_levels
+        3
+        """
         return len(self.levels)
 
     @property
     def q(self) -> int:
+        """Number of columns of ``Z`` (``n_levels * p``).
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> df = pd.DataFrame({"g": np.repeat(["a", "b", "c"], 4), "x": np.tile([0.0, 1, 2, 3], 3)})
+        >>> df["y"] = np.repeat([1.0, 4, 2], 4) + df.x + np.tile([0.0, 1, -1, 0.5], 3)
+        >>> t = bvc.VCModel.from_formula("y ~ x + (1 + x|g)", data=df).design.terms[0]
+        >>> t.q
+        6
+        """
         return self.Z.shape[1]
 
     @property
     def nobs_per_level(self) -> float:
-        """Mean number of observations with a nonzero z value per level."""
+        """Mean number of observations with a nonzero z value per level.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> df = pd.DataFrame({"g": np.repeat(["a", "b", "c"], 4), "x": np.tile([0.0, 1, 2, 3], 3)})
+        >>> df["y"] = np.repeat([1.0, 4, 2], 4) + df.x + np.tile([0.0, 1, -1, 0.5], 3)
+        >>> t = bvc.VCModel.from_formula("y ~ x + (1 + x|g)", data=df).design.terms[0]
+        >>> t.nobs_per_level        # the slope column is zero where x == 0
+        3.5
+        """
         return self.Z.nnz / self.p / max(self.n_levels, 1)
 
     @property
     def n_theta(self) -> int:
+        """Number of covariance parameters: ``p (p + 1) / 2`` if correlated, else ``p``.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> df = pd.DataFrame({"g": np.repeat(["a", "b", "c"], 4), "x": np.tile([0.0, 1, 2, 3], 3)})
+        >>> df["y"] = np.repeat([1.0, 4, 2], 4) + df.x + np.tile([0.0, 1, -1, 0.5], 3)
+        >>> t = bvc.VCModel.from_formula("y ~ x + (1 + x|g)", data=df).design.terms[0]
+        >>> t.n_theta
+        3
+        """
         p = self.p
         return p * (p + 1) // 2 if self.correlated and p > 1 else p
 
     @cached_property
     def codes(self) -> np.ndarray | None:
-        """Level index per observation when every row belongs to one level, else ``None``."""
+        """Level index per observation when every row belongs to one level, else ``None``.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> df = pd.DataFrame({"g": np.repeat(["a", "b", "c"], 4), "x": np.tile([0.0, 1, 2, 3], 3)})
+        >>> df["y"] = np.repeat([1.0, 4, 2], 4) + df.x + np.tile([0.0, 1, -1, 0.5], 3)
+        >>> t = bvc.VCModel.from_formula("y ~ x + (1 + x|g)", data=df).design.terms[0]
+        >>> t.codes
+        array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2])
+        """
         Zr = self.Z.tocsr()
         nnz_rows = np.diff(Zr.indptr)
         if np.any(nnz_rows > self.p):
@@ -92,7 +167,17 @@ class RandomTerm:
 
     @cached_property
     def block_diagonal(self) -> bool:
-        """True when Z'Z is block diagonal with one p x p block per level."""
+        """True when Z'Z is block diagonal with one p x p block per level.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> df = pd.DataFrame({"g": np.repeat(["a", "b", "c"], 4), "x": np.tile([0.0, 1, 2, 3], 3)})
+        >>> df["y"] = np.repeat([1.0, 4, 2], 4) + df.x + np.tile([0.0, 1, -1, 0.5], 3)
+        >>> t = bvc.VCModel.from_formula("y ~ x + (1 + x|g)", data=df).design.terms[0]
+        >>> t.block_diagonal
+        True
+        """
         return self.codes is not None
 
 
@@ -114,6 +199,19 @@ class Design:
         Fixed-effect columns dropped for rank deficiency.
     n_dropped_missing : int
         Rows dropped under ``missing='drop'``.
+    spec : ModelSpec or None
+        The specification the design was built from (``None`` for arrays).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, bayesvc as bvc
+    >>> df = pd.DataFrame({"g": np.repeat(["a", "b", "c"], 4), "x": np.tile([0.0, 1, 2, 3], 3)})
+    >>> df["y"] = np.repeat([1.0, 4, 2], 4) + df.x + np.tile([0.0, 1, -1, 0.5], 3)
+    >>> d = bvc.VCModel.from_formula("y ~ x + (1 + x|g)", data=df).design
+    >>> d.nobs, d.fe_names, d.component_names
+    (12, ('Intercept', 'x'), ['g', 'x|g'])
+    >>> d.X.shape, d.Z.shape
+    ((12, 2), (12, 6))
     """
 
     y: np.ndarray
@@ -128,22 +226,76 @@ class Design:
 
     @property
     def nobs(self) -> int:
+        """Number of observations.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> df = pd.DataFrame({"g": np.repeat(["a", "b", "c"], 4), "x": np.tile([0.0, 1, 2, 3], 3)})
+        >>> df["y"] = np.repeat([1.0, 4, 2], 4) + df.x + np.tile([0.0, 1, -1, 0.5], 3)
+        >>> d = bvc.VCModel.from_formula("y ~ x + (1 + x|g)", data=df).design
+        >>> d.nobs
+        12
+        """
         return len(self.y)
 
     @property
     def k_fe(self) -> int:
+        """Number of fixed effects (columns of ``X``).
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> df = pd.DataFrame({"g": np.repeat(["a", "b", "c"], 4), "x": np.tile([0.0, 1, 2, 3], 3)})
+        >>> df["y"] = np.repeat([1.0, 4, 2], 4) + df.x + np.tile([0.0, 1, -1, 0.5], 3)
+        >>> d = bvc.VCModel.from_formula("y ~ x + (1 + x|g)", data=df).design
+        >>> d.k_fe
+        2
+        """
         return self.X.shape[1]
 
     @property
     def component_names(self) -> list[str]:
+        """Names of the variance components (one per coefficient of each term), in term order.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> df = pd.DataFrame({"g": np.repeat(["a", "b", "c"], 4), "x": np.tile([0.0, 1, 2, 3], 3)})
+        >>> df["y"] = np.repeat([1.0, 4, 2], 4) + df.x + np.tile([0.0, 1, -1, 0.5], 3)
+        >>> d = bvc.VCModel.from_formula("y ~ x + (1 + x|g)", data=df).design
+        >>> d.component_names
+        ['g', 'x|g']
+        """
         return [c for t in self.terms for c in t.component_names]
 
     @cached_property
     def Z(self) -> sp.csc_matrix:
-        """All random-effect columns, terms in order (sparse)."""
+        """All random-effect columns, terms in order (sparse).
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> df = pd.DataFrame({"g": np.repeat(["a", "b", "c"], 4), "x": np.tile([0.0, 1, 2, 3], 3)})
+        >>> df["y"] = np.repeat([1.0, 4, 2], 4) + df.x + np.tile([0.0, 1, -1, 0.5], 3)
+        >>> d = bvc.VCModel.from_formula("y ~ x + (1 + x|g)", data=df).design
+        >>> d.Z.shape, d.Z.format
+        ((12, 6), 'csc')
+        """
         return sp.hstack([t.Z for t in self.terms], format="csc")
 
     def group_sizes(self) -> np.ndarray:
+        """Number of observations per level of ``groups`` (one group when there are none).
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> df = pd.DataFrame({"g": np.repeat(["a", "b", "c"], 4), "x": np.tile([0.0, 1, 2, 3], 3)})
+        >>> df["y"] = np.repeat([1.0, 4, 2], 4) + df.x + np.tile([0.0, 1, -1, 0.5], 3)
+        >>> d = bvc.VCModel.from_formula("y ~ x + (1 + x|g)", data=df).design
+        >>> d.group_sizes()
+        array([4, 4, 4])
+        """
         g = self.groups if self.groups is not None else np.zeros(self.nobs)
         return pd.Series(g).value_counts().to_numpy()
 
@@ -171,6 +323,25 @@ def sufficient_statistics(design: Design) -> SufficientStats:
 
     The term with the most columns among those whose Z'Z is block diagonal goes first so that
     its block stays (block) diagonal; the others follow by decreasing size.
+
+    Parameters
+    ----------
+    design : Design
+
+    Returns
+    -------
+    SufficientStats
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, bayesvc as bvc
+    >>> df = pd.DataFrame({"a": np.repeat(np.arange(6), 4), "b": np.tile(np.arange(4), 6)})
+    >>> df["y"] = np.arange(24.0) % 7
+    >>> st = bvc.sufficient_statistics(bvc.VCModel.from_formula("y ~ 1 + (1|a) + (1|b)", data=df).design)
+    >>> st.order, st.first          # term a (6 levels) kept block diagonal, b in the dense block
+    ((0, 1), 0)
+    >>> st.A11.shape, st.Arr.shape  # Arr: [Z_b X y]'[Z_b X y]
+    ((6, 1, 1), (6, 6))
     """
     terms = design.terms
     cand = [i for i, t in enumerate(terms) if t.block_diagonal]
@@ -355,6 +526,39 @@ def design_from_arrays(endog, exog, groups, exog_re=None, exog_vc=None) -> Desig
 
     ``exog_re`` columns are correlated random coefficients per group (named ``x_re1, ...`` unless
     a DataFrame names them); ``exog_vc`` is a :class:`VCSpec` (ours or statsmodels').
+
+    Parameters
+    ----------
+    endog : array_like (n,)
+        The response.
+    exog : array_like (n, p)
+        Fixed-effects design matrix (named ``const, x1, ...`` unless a DataFrame names the
+        columns).
+    groups : array_like (n,)
+        Group labels.
+    exog_re : array_like (n, k), optional
+    exog_vc : VCSpec, optional
+
+    Returns
+    -------
+    Design
+
+    Examples
+    --------
+    >>> import numpy as np, bayesvc as bvc
+    >>> groups = np.repeat([0, 1, 2], 4)
+    >>> y = np.repeat([1.0, 4, 2], 4) + np.tile([0.0, 1, -1, 0.5], 3)
+    >>> d = bvc.design_from_arrays(y, np.ones((12, 1)), groups, exog_re=np.ones((12, 1)))
+    >>> d.nobs, d.fe_names, d.component_names
+    (12, ('const',), ['x_re1'])
+
+    Variance components as a :class:`VCSpec` (here one indicator column per observation pair):
+
+    >>> mats = [[np.kron(np.eye(2), np.ones((2, 1)))] * 3]
+    >>> vc = bvc.VCSpec(["pair"], [[["p0", "p1"]] * 3], mats)
+    >>> d = bvc.design_from_arrays(y, np.ones((12, 1)), groups, exog_re=np.ones((12, 1)), exog_vc=vc)
+    >>> d.component_names, list(d.terms[1].levels)
+    (['x_re1', 'pair'], ['0:p0', '0:p1', '1:p0', '1:p1', '2:p0', '2:p1'])
     """
     name = getattr(endog, "name", None) or "y"
     y = checks.check_response(endog, "endog")

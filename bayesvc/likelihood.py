@@ -113,6 +113,23 @@ class Kernel(ConditionalMixin):
     -----
     ``theta`` is always in the design's term order (see :mod:`bayesvc.covariance`); internally
     the largest block-diagonal term is eliminated first.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, bayesvc as bvc
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+    >>> k = bvc.Kernel(model.design)
+    >>> k.n, k.p, k.n_theta, k.scalar
+    (48, 1, 1, True)
+
+    At the REML estimate of theta the profiled deviance is ``-2 llf``:
+
+    >>> r = model.fit_reml()
+    >>> bool(np.isclose(k.deviance(r.theta), -2 * r.llf))
+    True
     """
 
     def __init__(self, design: Design):
@@ -207,6 +224,33 @@ class Kernel(ConditionalMixin):
         return sp.block_diag(blocks, format="csr")
 
     def factor(self, theta) -> Factor:
+        """Factor ``A(theta)`` augmented with ``[X y]`` (raises ``NotPositiveDefinite`` if it fails).
+
+        Parameters
+        ----------
+        theta : array_like
+            Relative covariance factor parameters, in the design's term order.
+
+        Returns
+        -------
+        Factor
+            Gives ``logdet_A``, ``Mxy``, ``logdet_RX2`` and ``pwrss``, from which every criterion
+            follows.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> rng = np.random.default_rng(0)
+        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+        >>> k = bvc.Kernel(model.design)
+        >>> f = k.factor([1.0])
+        >>> f.Mxy.shape                      # [X y]' V*^-1 [X y]
+        (2, 2)
+        >>> float(k.factor([0.0]).logdet_A)  # A = I when theta = 0
+        0.0
+        """
         theta = np.asarray(theta, dtype=float)
         rz, m = self.rz, self.m
         lam_r = self._lam_rest(theta)
@@ -315,7 +359,22 @@ class Kernel(ConditionalMixin):
 
     # ------------------------------------------------------------------ deviance
     def deviance(self, theta, reml: bool = True) -> float:
-        """Profiled deviance (-2 log-likelihood, REML or ML) at ``theta``, as lme4's devfun."""
+        """Profiled deviance (-2 log-likelihood, REML or ML) at ``theta``, as lme4's devfun.
+
+        ``inf`` where ``A(theta)`` cannot be factored.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> rng = np.random.default_rng(0)
+        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+        >>> k = bvc.Kernel(model.design)
+        >>> ml = model.fit_ml()
+        >>> bool(np.isclose(k.deviance(ml.theta, reml=False), -2 * ml.llf))
+        True
+        """
         try:
             f = self.factor(theta)
         except NotPositiveDefinite:
@@ -370,7 +429,24 @@ class Kernel(ConditionalMixin):
         return out
 
     def deviance_grad(self, theta, reml: bool = True) -> tuple[float, np.ndarray]:
-        """Profiled deviance and its gradient in theta (scalar designs only)."""
+        """Profiled deviance and its gradient in theta (scalar designs only).
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> rng = np.random.default_rng(0)
+        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+        >>> k = bvc.Kernel(model.design)
+        >>> dev, grad = k.deviance_grad([1.0])
+        >>> bool(np.isclose(dev, k.deviance([1.0]))), grad.shape
+        (True, (1,))
+        >>> eps = 1e-6
+        >>> fd = (k.deviance([1.0 + eps]) - k.deviance([1.0 - eps])) / (2 * eps)
+        >>> bool(np.isclose(grad[0], fd, rtol=1e-5))
+        True
+        """
         if not self.scalar:
             raise NotImplementedError("analytic gradient needs scalar variance components")
         theta = np.asarray(theta, dtype=float)
@@ -405,6 +481,18 @@ class Kernel(ConditionalMixin):
 
         ``tau`` holds the component SDs (scalar designs), ``sigma`` the residual SD.
         Returns ``(loglik, d/dbeta, d/dsigma, d/dtau)``.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> rng = np.random.default_rng(0)
+        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+        >>> k = bvc.Kernel(model.design)
+        >>> ll, dbeta, dsigma, dtau = k.loglik_grad([0.5], 1.0, [1.5])
+        >>> bool(np.isclose(ll, k.loglik([0.5], 1.0, [1.5]))), dbeta.shape, dtau.shape
+        (True, (1,), (1,))
         """
         beta = np.asarray(beta, dtype=float)
         tau = np.asarray(tau, dtype=float)
@@ -428,6 +516,32 @@ class Kernel(ConditionalMixin):
         return float(ll), dbeta, float(dsigma), dtau
 
     def loglik(self, beta, sigma, tau) -> float:
+        """Collapsed log-likelihood ``log p(y | beta, sigma, tau)`` (random effects integrated out).
+
+        Parameters
+        ----------
+        beta : array_like
+            Fixed effects.
+        sigma : float
+            Residual SD.
+        tau : array_like
+            Component SDs (design order).
+
+        Examples
+        --------
+        At the ML estimates it equals the maximized log-likelihood:
+
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> rng = np.random.default_rng(0)
+        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+        >>> k = bvc.Kernel(model.design)
+        >>> ml = model.fit_ml()
+        >>> ll = k.loglik(ml.fe_params.to_numpy(), np.sqrt(ml.scale), np.sqrt(ml.vcomp.to_numpy()))
+        >>> bool(np.isclose(ll, ml.llf))
+        True
+        """
         theta = np.asarray(tau, dtype=float) / sigma
         f = self.factor(theta)
         s2 = sigma * sigma

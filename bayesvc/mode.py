@@ -37,6 +37,20 @@ class ModeResult:
         Inverse negative Hessian of the log posterior in (beta, log sigma, log SD) coordinates.
     log_density : float
         Log posterior density (up to a constant) at the mode.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, bayesvc as bvc
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> mode = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df).fit_map()
+    >>> mode.method, mode.converged, list(mode.sd.index)
+    ('MAP', True, ['g'])
+    >>> bool(np.allclose(mode.vcomp, mode.sd ** 2))
+    True
+    >>> list(mode.cov.index)
+    ['beta[Intercept]', 'log_sigma', 'log_sd[g]']
     """
 
     method: str
@@ -55,11 +69,35 @@ class ModeResult:
 
     @property
     def variances(self) -> pd.Series:
+        """Component variances plus the residual variance (``"Residual"``) at the mode.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> rng = np.random.default_rng(0)
+        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> mode = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df).fit_map()
+        >>> list(mode.variances.index)
+        ['g', 'Residual']
+        """
         return pd.concat([self.vcomp, pd.Series({"Residual": self.scale})])
 
     @property
     def vcomp_interval(self) -> pd.DataFrame:
-        """95% Laplace intervals of the variances (normal on the log-SD scale)."""
+        """95% Laplace intervals of the variances (normal on the log-SD scale).
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> rng = np.random.default_rng(0)
+        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> mode = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df).fit_map()
+        >>> iv = mode.vcomp_interval
+        >>> list(iv.columns), bool(iv.lower["g"] < mode.vcomp["g"] < iv.upper["g"])
+        (['lower', 'upper'], True)
+        """
         rows = {}
         for c in self.vcomp.index:
             se = np.sqrt(self.cov.loc[f"log_sd[{c}]", f"log_sd[{c}]"])
@@ -67,11 +105,53 @@ class ModeResult:
         return pd.DataFrame(rows, index=["lower", "upper"]).T
 
     def summary(self, alpha: float = 0.05):
+        """The posterior mode in statsmodels' MixedLM summary layout (:mod:`bayesvc.summary_bayes`).
+
+        Fixed effects get Laplace (normal) intervals, variances intervals that are normal on the
+        log-SD scale.
+
+        Parameters
+        ----------
+        alpha : float, default 0.05
+            The intervals are at level ``1 - alpha``.
+
+        Returns
+        -------
+        Summary
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> rng = np.random.default_rng(0)
+        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> mode = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df).fit_map()
+        >>> s = mode.summary()
+        >>> s.title
+        'Mixed Linear Model Posterior Mode'
+        >>> list(s.tables["params"].index)
+        ['Intercept', 'g Var']
+        """
         from .summary_bayes import mode_summary
 
         return mode_summary(self, alpha=alpha)
 
     def to_dict(self) -> dict:
+        """The CLI's JSON contract (as :meth:`bayesvc.results.REMLResult.to_dict`).
+
+        ``llf`` holds the log posterior density at the mode; ``method`` is ``"map"``.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> rng = np.random.default_rng(0)
+        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> mode = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df).fit_map()
+        >>> d = mode.to_dict()
+        >>> d["method"], list(d["variances"]), d["converged"]
+        ('map', ['g', 'Residual'], True)
+        """
         return {"method": "map", "llf": float(self.log_density),
                 "fe_params": {k: float(v) for k, v in self.fe_params.items()},
                 "variances": {**{k: float(v) for k, v in self.vcomp.items()}, "Residual": float(self.scale)},
@@ -83,6 +163,37 @@ def fit_map(design, priors=None, integrate_fixed: bool = False, kernel: Kernel |
 
     ``integrate_fixed=True`` also integrates the fixed effects out under a flat prior (the mode of
     p(sigma, SD | y)); with flat SD priors that is the REML estimate.
+
+    Parameters
+    ----------
+    design : Design
+        The model's design (``VCModel.design``); scalar variance components only.
+    priors : dict or PriorSet, optional
+        Overrides of the default priors (see :mod:`bayesvc.priors`).
+    integrate_fixed : bool, default False
+    kernel : Kernel, optional
+        The model's kernel (``VCModel.kernel``), to avoid rebuilding it.
+
+    Returns
+    -------
+    ModeResult
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, bayesvc as bvc
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+    >>> mode = bvc.fit_map(model.design, priors={"g": bvc.HalfNormal(5.0)})
+    >>> mode.converged, mode.priors.sd["g"]
+    (True, HalfNormal(sigma=5.0))
+
+    With flat priors and the fixed effects integrated out, the mode is the REML estimate:
+
+    >>> flat = bvc.fit_map(model.design, priors={"g": "flat", "Residual": "flat"}, integrate_fixed=True)
+    >>> bool(np.isclose(flat.vcomp["g"], model.fit_reml().vcomp["g"], rtol=1e-3))
+    True
     """
     from threadpoolctl import threadpool_limits
 

@@ -24,7 +24,36 @@ from .likelihood import Kernel
 
 @dataclass(frozen=True)
 class OptSummary:
-    """How a REML/ML fit was obtained (cf. MixedModels.jl's ``OptSummary``)."""
+    """How a REML/ML fit was obtained (cf. MixedModels.jl's ``OptSummary``).
+
+    Attributes
+    ----------
+    method : {'REML', 'ML'}
+    optimizer : str
+    gradient : {'analytic', 'finite differences'}
+    theta_start, theta_final : tuple of float
+        Starting and final theta.
+    deviance : float
+        Minimized profiled deviance.
+    n_evals : int
+        Deviance evaluations.
+    converged : bool
+    message : str
+        The optimizer's message.
+    boundary : tuple of str
+        Components whose variance is exactly zero at the optimum.
+    seconds : float
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, bayesvc as bvc
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> opt = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df).fit_reml().opt
+    >>> opt.method, opt.gradient, opt.converged, opt.boundary
+    ('REML', 'analytic', True, ())
+    """
 
     method: str
     optimizer: str
@@ -40,7 +69,32 @@ class OptSummary:
 
 
 def make_devfun(design: Design, reml: bool = True, kernel: Kernel | None = None):
-    """The profiled deviance as a function of theta (lme4's ``mkLmerDevfun``)."""
+    """The profiled deviance as a function of theta (lme4's ``mkLmerDevfun``).
+
+    Parameters
+    ----------
+    design : Design
+    reml : bool, default True
+    kernel : Kernel, optional
+        Reused if given (also available as the function's ``kernel`` attribute).
+
+    Returns
+    -------
+    callable
+        ``devfun(theta) -> float``.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, bayesvc as bvc
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+    >>> devfun = bvc.make_devfun(model.design)
+    >>> r = model.fit_reml()
+    >>> bool(np.isclose(devfun(r.theta), -2 * r.llf)), bool(devfun([0.5]) > devfun(r.theta))
+    (True, True)
+    """
     k = kernel or Kernel(design)
 
     def devfun(theta):
@@ -52,7 +106,34 @@ def make_devfun(design: Design, reml: bool = True, kernel: Kernel | None = None)
 
 def optimize_deviance(kernel: Kernel, reml: bool = True, theta0=None, ftol: float = 1e-12,
                       gtol: float = 1e-8, maxiter: int = 2000) -> OptSummary:
-    """Minimize the profiled deviance over theta >= 0 (diagonal elements)."""
+    """Minimize the profiled deviance over theta >= 0 (diagonal elements).
+
+    Parameters
+    ----------
+    kernel : Kernel
+    reml : bool, default True
+    theta0 : array_like, optional
+        Starting point (default: lme4's, ones on the diagonal).
+    ftol, gtol, maxiter
+        L-BFGS-B settings.
+
+    Returns
+    -------
+    OptSummary
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, bayesvc as bvc
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+    >>> opt = bvc.optimize_deviance(model.kernel, reml=False, theta0=[0.5])
+    >>> opt.method, opt.converged, opt.theta_start
+    ('ML', True, (0.5,))
+    >>> bool(np.isclose(opt.deviance, -2 * model.fit_ml().llf))
+    True
+    """
     t0 = time.perf_counter()
     terms = kernel.terms
     theta0 = theta_start(terms) if theta0 is None else np.asarray(theta0, dtype=float)
@@ -170,7 +251,37 @@ def _variance_se(kernel: Kernel, theta: np.ndarray, scale: float, reml: bool) ->
 
 
 def fit_reml(design: Design, reml: bool = True, kernel: Kernel | None = None, theta0=None):
-    """Fit by REML (``reml=True``) or ML; returns a :class:`~bayesvc.results.REMLResult`."""
+    """Fit by REML (``reml=True``) or ML; returns a :class:`~bayesvc.results.REMLResult`.
+
+    The functional form of :meth:`bayesvc.VCModel.fit_reml`. Warns with
+    :class:`~bayesvc.BoundaryFitWarning` when a variance is estimated as zero.
+
+    Parameters
+    ----------
+    design : Design
+    reml : bool, default True
+    kernel : Kernel, optional
+        The model's kernel (``VCModel.kernel``), to avoid rebuilding it.
+    theta0 : array_like, optional
+        Starting theta for the optimizer.
+
+    Returns
+    -------
+    REMLResult
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, bayesvc as bvc
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+    >>> r = bvc.fit_reml(model.design)
+    >>> r.method, r.converged, r.vcomp.round(2).to_dict()
+    ('REML', True, {'g': 2.55})
+    >>> round(r.scale, 2)
+    0.62
+    """
     from threadpoolctl import threadpool_limits
 
     # small dense factorizations: BLAS threading costs far more than it gains here

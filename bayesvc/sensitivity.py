@@ -209,6 +209,26 @@ class SensitivityResult:
         ``flagged`` and ``verdict`` (one sentence).
     likelihood : str
         ``"marginal"`` (collapsed) or ``"conditional"``: the likelihood that was power-scaled.
+    threshold : float
+        The sensitivity threshold used.
+
+    Examples
+    --------
+        The fit samples with NUTS, so the lines that need it are not run as doctests.
+
+    >>> import numpy as np, pandas as pd, bayesvc as bvc
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+    >>> post = model.sample(draws=500, tune=500, chains=2, random_seed=1,
+    ...                     progressbar=False)                      # doctest: +SKIP
+    >>> sens = bvc.sensitivity(post)                               # doctest: +SKIP
+    >>> list(sens.table.index)                                         # doctest: +SKIP
+    ['sd[g]', 'sigma', 'beta[Intercept]']
+    >>> list(sens.verdicts.index), sens.likelihood                     # doctest: +SKIP
+    (['g', 'Residual'], 'marginal')
+    >>> print(sens)                                                    # doctest: +SKIP
     """
 
     table: pd.DataFrame
@@ -220,18 +240,65 @@ class SensitivityResult:
 
     @property
     def flagged(self) -> list[str]:
+        """Components (or ``"Residual"``) whose verdict asks for attention.
+
+        Examples
+        --------
+        The fit samples with NUTS, so the lines that need it are not run as doctests.
+
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> rng = np.random.default_rng(0)
+        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+        >>> post = model.sample(draws=500, tune=500, chains=2, random_seed=1,
+        ...                     progressbar=False)                      # doctest: +SKIP
+        >>> sens = bvc.sensitivity(post)                               # doctest: +SKIP
+        >>> for c in sens.flagged:                                   # doctest: +SKIP
+        ...     print(c, sens.verdicts.verdict[c])
+        """
         return [c for c, f in self.verdicts.flagged.items() if f]
 
     def plot(self, var_names=("sd", "sigma"), **kwargs):
         """Power-scaled posteriors (arviz-plots ``plot_psense_dist``): each parameter's posterior
-        with the prior, then the likelihood, raised to 0.8 and 1.25. Returns the PlotCollection."""
+        with the prior, then the likelihood, raised to 0.8 and 1.25. Returns the PlotCollection.
+
+        Examples
+        --------
+        The fit samples with NUTS, so the lines that need it are not run as doctests.
+
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> rng = np.random.default_rng(0)
+        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+        >>> post = model.sample(draws=500, tune=500, chains=2, random_seed=1,
+        ...                     progressbar=False)                      # doctest: +SKIP
+        >>> sens = bvc.sensitivity(post)                               # doctest: +SKIP
+        >>> pc = sens.plot(var_names=("sd",))                        # doctest: +SKIP
+        """
         from arviz_plots import plot_psense_dist
 
         return plot_psense_dist(self.idata, var_names=list(var_names), **kwargs)
 
     def plot_quantities(self, var_names=("sd", "sigma"), **kwargs):
         """Posterior mean/sd/quantiles as functions of the power-scaling factor
-        (arviz-plots ``plot_psense_quantities``)."""
+        (arviz-plots ``plot_psense_quantities``).
+
+        Examples
+        --------
+        The fit samples with NUTS, so the lines that need it are not run as doctests.
+
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> rng = np.random.default_rng(0)
+        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+        >>> post = model.sample(draws=500, tune=500, chains=2, random_seed=1,
+        ...                     progressbar=False)                      # doctest: +SKIP
+        >>> sens = bvc.sensitivity(post)                               # doctest: +SKIP
+        >>> pc = sens.plot_quantities()                              # doctest: +SKIP
+        """
         from arviz_plots import plot_psense_quantities
 
         return plot_psense_quantities(self.idata, var_names=list(var_names), **kwargs)
@@ -239,7 +306,24 @@ class SensitivityResult:
     def to_dict(self) -> dict:
         """``{"components": [...], "fixed": [...]}``: the SDs (components, then the residual) and
         the fixed effects, each with ``parameter, psense_prior, psense_likelihood, diagnosis``;
-        component rows add ``component, flagged, verdict``."""
+        component rows add ``component, flagged, verdict``.
+
+        Examples
+        --------
+        The fit samples with NUTS, so the lines that need it are not run as doctests.
+
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> rng = np.random.default_rng(0)
+        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+        >>> post = model.sample(draws=500, tune=500, chains=2, random_seed=1,
+        ...                     progressbar=False)                      # doctest: +SKIP
+        >>> sens = bvc.sensitivity(post)                               # doctest: +SKIP
+        >>> d = sens.to_dict()                                       # doctest: +SKIP
+        >>> [r["component"] for r in d["components"]], d["threshold"]  # doctest: +SKIP
+        (['g', 'Residual'], 0.05)
+        """
         comps = []
         for c, r in self.verdicts.iterrows():
             comps.append({"parameter": r.parameter, "component": c,
@@ -288,6 +372,27 @@ def sensitivity(result, threshold: float = 0.05, *, likelihood: str = "auto", re
     Returns
     -------
     SensitivityResult
+
+    Examples
+    --------
+        The fit samples with NUTS, so the lines that need it are not run as doctests.
+
+    >>> import numpy as np, pandas as pd, bayesvc as bvc
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+    >>> post = model.sample(draws=500, tune=500, chains=2, random_seed=1,
+    ...                     progressbar=False)                      # doctest: +SKIP
+    >>> sens = bvc.sensitivity(post, threshold=0.05)                               # doctest: +SKIP
+    >>> sens.verdicts[["diagnosis", "flagged"]]                        # doctest: +SKIP
+
+    With a prior sweep of the same model, the verdicts also weigh how far the sweep moves each
+    component:
+
+    >>> sweep = bvc.prior_sweep(model, scales=(0.5, 1, 2), draws=300, tune=300)  # doctest: +SKIP
+    >>> sens = bvc.sensitivity(post, sweep=sweep)                                # doctest: +SKIP
+    >>> sens.verdicts.sweep_change                                               # doctest: +SKIP
     """
     if not 0 < threshold < 1:
         fail(f"threshold must be in (0, 1), got {threshold}")

@@ -37,6 +37,14 @@ class RETerm:
     within : str or None
         For statsmodels variance components: the ``groups`` column within which the columns of
         ``expr`` are independent random effects.
+
+    Examples
+    --------
+    >>> t = RETerm("1 + x", ("g1", "g2"))              # (1 + x | g1:g2)
+    >>> t.factor_name, t.correlated
+    ('g1:g2', True)
+    >>> parse_lme4("y ~ (1|g)").re_terms[0]
+    RETerm(expr='1', factor=('g',), correlated=True, name=None, within=None)
     """
 
     expr: str
@@ -47,12 +55,45 @@ class RETerm:
 
     @property
     def factor_name(self) -> str:
+        """The grouping factor as written in a formula (``"g1:g2"`` for an interaction).
+
+        Examples
+        --------
+        >>> RETerm("1", ("g1", "g2")).factor_name
+        'g1:g2'
+        """
         return ":".join(self.factor)
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A data-free description of a linear mixed model."""
+    """A data-free description of a linear mixed model.
+
+    Built by :func:`parse_lme4` or :func:`from_statsmodels`; :func:`~bayesvc.design.build_design`
+    combines it with data.
+
+    Attributes
+    ----------
+    response : str
+        Name of the response column.
+    fixed : str
+        Right-hand side of the fixed-effects formula (``"1 + x"``).
+    re_terms : tuple of RETerm
+        The random-effect terms.
+    formula : str
+        The formula as given.
+    style : {'lme4', 'statsmodels'}
+    groups : str or None
+        The statsmodels ``groups`` column.
+
+    Examples
+    --------
+    >>> s = parse_lme4("y ~ x + (1|g1) + (1|g2)")
+    >>> s.response, s.fixed, len(s.re_terms), s.style
+    ('y', '1 + x', 2, 'lme4')
+    >>> s.columns
+    ['y', 'x', 'g1', 'g2']
+    """
 
     response: str
     fixed: str
@@ -63,7 +104,13 @@ class ModelSpec:
 
     @property
     def columns(self) -> list[str]:
-        """Every data column the specification refers to (best effort for expressions)."""
+        """Every data column the specification refers to (best effort for expressions).
+
+        Examples
+        --------
+        >>> from_statsmodels("y ~ np.log(x)", "school", vc_formula={"class": "0 + C(cls)"}).columns
+        ['y', 'x', 'cls', 'school']
+        """
         cols = [self.response, *_names_in(self.fixed)]
         for t in self.re_terms:
             cols += [*_names_in(t.expr), *t.factor]
@@ -107,7 +154,16 @@ class VCSpec:
 
     @classmethod
     def coerce(cls, obj) -> "VCSpec":
-        """Accept our VCSpec or a statsmodels ``VCSpec`` (duck-typed: names, colnames, mats)."""
+        """Accept our VCSpec or a statsmodels ``VCSpec`` (duck-typed: names, colnames, mats).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from types import SimpleNamespace
+        >>> other = SimpleNamespace(names=["g2"], colnames=[[["a", "b"]]], mats=[[np.eye(2)]])
+        >>> VCSpec.coerce(other)
+        VCSpec(names=['g2'])
+        """
         if isinstance(obj, cls):
             return obj
         if all(hasattr(obj, a) for a in ("names", "colnames", "mats")):

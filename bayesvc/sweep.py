@@ -377,6 +377,28 @@ class SweepResult:
         ``map_s``, ``total_s``, ``worker`` (pid:thread).
     base_scales : dict
         Component -> the default (data-scaled) scale that ``scale`` multiplies.
+    executor : str
+        How the grid points ran.
+    wall_seconds : float
+    ci_prob : float
+
+    Examples
+    --------
+        Every grid point samples with NUTS, so the lines that need the sweep are not run as
+    doctests.
+
+    >>> import numpy as np, pandas as pd, bayesvc as bvc
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+    >>> sweep = bvc.prior_sweep(model, scales=(0.5, 1, 2), draws=300, tune=300,
+    ...                         random_seed=1)                     # doctest: +SKIP
+    >>> sorted(sweep.swept().scale.unique())                           # doctest: +SKIP
+    [0.5, 1.0, 2.0]
+    >>> list(sweep.reml.index)                                         # doctest: +SKIP
+    ['g', 'Residual']
+    >>> print(sweep)                                                   # doctest: +SKIP
     """
 
     table: pd.DataFrame
@@ -390,7 +412,26 @@ class SweepResult:
 
     @property
     def cost(self) -> dict:
-        """First fit (compile + sample) against an extra grid point (sample only), in seconds."""
+        """First fit (compile + sample) against an extra grid point (sample only), in seconds.
+
+        Keys: ``compilations``, ``compile_s``, ``first_fit_s``, ``extra_point_s``, ``wall_s``,
+        ``extra_over_first``.
+
+        Examples
+        --------
+        Every grid point samples with NUTS, so the lines that need the sweep are not run as
+        doctests.
+
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> rng = np.random.default_rng(0)
+        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+        >>> sweep = bvc.prior_sweep(model, scales=(0.5, 1, 2), draws=300, tune=300,
+        ...                         random_seed=1)                     # doctest: +SKIP
+        >>> sweep.cost["compilations"]                               # doctest: +SKIP
+        1
+        """
         t = self.timings
         first = t[t.compile_s > 0]
         extra = t[t.compile_s == 0]
@@ -403,13 +444,46 @@ class SweepResult:
         return out
 
     def swept(self) -> pd.DataFrame:
-        """Rows for each swept component's own SD (what the plot shows)."""
+        """Rows for each swept component's own SD (what the plot shows).
+
+        Examples
+        --------
+        Every grid point samples with NUTS, so the lines that need the sweep are not run as
+        doctests.
+
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> rng = np.random.default_rng(0)
+        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+        >>> sweep = bvc.prior_sweep(model, scales=(0.5, 1, 2), draws=300, tune=300,
+        ...                         random_seed=1)                     # doctest: +SKIP
+        >>> s = sweep.swept()                                        # doctest: +SKIP
+        >>> list(s.parameter.unique())                               # doctest: +SKIP
+        ['sd[g]']
+        """
         t = self.table
         return t[t.parameter == "sd[" + t.component + "]"].reset_index(drop=True)
 
     def change(self) -> pd.Series:
         """Per swept component (and family): relative spread of its posterior median across the
-        grid, ``(max - min) / median at the scale nearest 1``. Large: the prior drives it."""
+        grid, ``(max - min) / median at the scale nearest 1``. Large: the prior drives it.
+
+        Examples
+        --------
+        Every grid point samples with NUTS, so the lines that need the sweep are not run as
+        doctests.
+
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> rng = np.random.default_rng(0)
+        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+        >>> sweep = bvc.prior_sweep(model, scales=(0.5, 1, 2), draws=300, tune=300,
+        ...                         random_seed=1)                     # doctest: +SKIP
+        >>> list(sweep.change().index)                               # doctest: +SKIP
+        [('halfnormal', 'g')]
+        """
         out = {}
         for (fam, comp), g in self.swept().groupby(["family", "component"], sort=False):
             ref = g.iloc[int(np.argmin(np.abs(np.log(g.scale.to_numpy()))))]["median"]
@@ -419,7 +493,23 @@ class SweepResult:
     def plot(self, components=None, ax=None):
         """Each swept component's posterior median and interval (and mode) against its prior scale,
         with the REML estimate (dashed) and the prior's own median (dotted) as references.
-        Returns the matplotlib Figure."""
+        Returns the matplotlib Figure.
+
+        Examples
+        --------
+        Every grid point samples with NUTS, so the lines that need the sweep are not run as
+        doctests.
+
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> rng = np.random.default_rng(0)
+        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+        >>> sweep = bvc.prior_sweep(model, scales=(0.5, 1, 2), draws=300, tune=300,
+        ...                         random_seed=1)                     # doctest: +SKIP
+        >>> fig = sweep.plot()                                       # doctest: +SKIP
+        >>> fig.savefig("sweep.png")                                 # doctest: +SKIP
+        """
         import matplotlib.pyplot as plt
 
         s = self.swept()
@@ -455,6 +545,24 @@ class SweepResult:
 
     def to_records(self, columns=("family", "component", "scale", "prior_scale", "parameter", "mean",
                                   "median", "lower", "upper", "mode")) -> list[dict]:
+        """The table's ``columns`` as a list of plain dicts (floats as Python floats; for JSON).
+
+        Examples
+        --------
+        Every grid point samples with NUTS, so the lines that need the sweep are not run as
+        doctests.
+
+        >>> import numpy as np, pandas as pd, bayesvc as bvc
+        >>> rng = np.random.default_rng(0)
+        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+        >>> sweep = bvc.prior_sweep(model, scales=(0.5, 1, 2), draws=300, tune=300,
+        ...                         random_seed=1)                     # doctest: +SKIP
+        >>> recs = sweep.to_records(columns=("component", "scale", "median"))  # doctest: +SKIP
+        >>> sorted(recs[0])                                                    # doctest: +SKIP
+        ['component', 'median', 'scale']
+        """
         recs = self.table[list(columns)].to_dict(orient="records")
         return [{k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in r.items()}
                 for r in recs]
@@ -507,6 +615,29 @@ def prior_sweep(model, scales=(0.5, 1, 2, 5), families=("halfnormal",), componen
     Returns
     -------
     SweepResult
+
+    Examples
+    --------
+        Every grid point samples with NUTS, so the lines that need the sweep are not run as
+    doctests.
+
+    >>> import numpy as np, pandas as pd, bayesvc as bvc
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
+    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
+    >>> sweep = bvc.prior_sweep(model, scales=(0.5, 1, 2), draws=300, tune=300,
+    ...                         random_seed=1)                     # doctest: +SKIP
+    >>> sweep.table.columns[:4].tolist()                               # doctest: +SKIP
+    ['family', 'component', 'scale', 'prior_scale']
+
+    Several families, absolute scales (in the SD's units), grid points in worker processes:
+
+    >>> sweep = bvc.prior_sweep(model, scales=(1, 2, 5), absolute=True,
+    ...                         families=("halfnormal", "halfcauchy"),
+    ...                         executor="processes", workers=2)       # doctest: +SKIP
+    >>> sorted(sweep.table.family.unique())                            # doctest: +SKIP
+    ['halfcauchy', 'halfnormal']
     """
     from threadpoolctl import threadpool_limits
 
