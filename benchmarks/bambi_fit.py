@@ -1,6 +1,7 @@
 """Bambi side of the NUTS benchmark (run inside ``.venv-bambi``; see ``setup_bambi_env.sh``).
 
-Fits the seed notebook's nested or crossed data with Bambi 0.21 + nutpie and prints ONE JSON line::
+Fits the seed notebook's nested or crossed data, or lme4's InstEval (``tests/data/InstEval.csv``),
+with Bambi 0.21 + nutpie and prints ONE JSON line::
 
     .venv-bambi/bin/python benchmarks/bambi_fit.py --design nested --draws 1000 --tune 1000 \
         --chains 4 --seed 1
@@ -9,9 +10,11 @@ Models (Bambi's default priors; group-specific effects non-centered, Bambi's def
 
     nested   y ~ 1 + (1|group1) + (1|group1:group2)
     crossed  y ~ 1 + (1|group1) + (1|group2)
+    insteval y ~ 1 + service + (1|s) + (1|d) + (1|dept:service)   (s, d, dept, service as strings)
 
 Reported: ``wall_seconds`` (process start -> just before printing, measured with
-``time.perf_counter()`` taken before any import), ``import_seconds``, ``build_seconds``
+``time.perf_counter()`` taken before any import), ``import_seconds``, ``data_seconds`` (data
+generation / CSV read), ``build_seconds``
 (``bmb.Model(...)``), ``fit_seconds`` (``model.fit``: PyMC model build + nutpie compilation +
 sampling + Bambi's post-processing), ``sampling_seconds`` (nutpie's own sampling time, as PyMC
 records it), and for the SD parameters (the group SDs and sigma): minimum bulk ESS, maximum
@@ -41,47 +44,38 @@ import numpy as np
 import pandas as pd
 
 
-# --------------------------------------------------------------------------- seed data (copied)
-def generate_nested(n_group1=200, n_group2=20, n_rep=10, group1_sd=2, group2_sd=3, unexplained_sd=4):
-    """Two-level nested design: ``group2`` labels nested within ``group1``."""
-    group1 = np.kron(np.arange(n_group1), np.ones(n_group2 * n_rep))
-    u = group1_sd * np.random.normal(size=n_group1)
-    effects1 = np.kron(u, np.ones(n_group2 * n_rep))
-    group2 = np.kron(np.ones(n_group1), np.kron(np.arange(n_group2), np.ones(n_rep)))
-    u = group2_sd * np.random.normal(size=n_group1 * n_group2)
-    effects2 = np.kron(u, np.ones(n_rep))
-    e = unexplained_sd * np.random.normal(size=n_group1 * n_group2 * n_rep)
-    y = effects1 + effects2 + e
-    return pd.DataFrame({"y": y, "group1": group1, "group2": group2})
+# --------------------------------------------------------------------------- seed data
+def _load_datasets():
+    """bayesvc/datasets.py by path: it needs only numpy and pandas, while importing the bayesvc
+    package would need formulae 0.9, which this (Bambi) environment cannot have."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bayesvc" / "datasets.py"
+    spec = importlib.util.spec_from_file_location("bayesvc_datasets", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
-def generate_crossed(n_group1=100, n_group2=100, n_rep=4, group1_sd=2, group2_sd=3, unexplained_sd=4):
-    """Two crossed grouping factors."""
-    group1 = np.kron(np.arange(n_group1, dtype=int), np.ones(n_group2 * n_rep, dtype=int))
-    group1 = group1[np.random.permutation(len(group1))]
-    u = group1_sd * np.random.normal(size=n_group1)
-    effects1 = u[group1]
-    group2 = np.kron(np.arange(n_group2, dtype=int), np.ones(n_group2 * n_rep, dtype=int))
-    group2 = group2[np.random.permutation(len(group2))]
-    u = group2_sd * np.random.normal(size=n_group2)
-    effects2 = u[group2]
-    e = unexplained_sd * np.random.normal(size=n_group1 * n_group2 * n_rep)
-    y = effects1 + effects2 + e
-    return pd.DataFrame({"y": y, "group1": group1, "group2": group2})
-
-
-def seed_data(seed=3123):
-    """The seed notebook's data: ``np.random.seed(3123)``, nested first, then crossed."""
-    np.random.seed(seed)
-    nested = generate_nested()
-    crossed = generate_crossed()
-    return nested, crossed
+seed_data = _load_datasets().seed_data
 
 
 FORMULAS = {
     "nested": "y ~ 1 + (1|group1) + (1|group1:group2)",
     "crossed": "y ~ 1 + (1|group1) + (1|group2)",
+    "insteval": "y ~ 1 + service + (1|s) + (1|d) + (1|dept:service)",
 }
+INSTEVAL_CSV = os.path.join(os.path.dirname(_HERE), "tests", "data", "InstEval.csv")
+INSTEVAL_STR_COLS = ("s", "d", "dept", "service")
+
+
+def load_data(design):
+    """The design's data frame, grouping columns as strings."""
+    if design == "insteval":
+        return pd.read_csv(INSTEVAL_CSV, dtype={c: str for c in INSTEVAL_STR_COLS})
+    nested, crossed = seed_data()
+    return as_groups(nested if design == "nested" else crossed)
 
 
 def as_groups(df):
@@ -107,8 +101,9 @@ def main(argv=None):
     import bambi as bmb
     t_import = time.perf_counter() - t0
 
-    nested, crossed = seed_data()
-    df = as_groups(nested if args.design == "nested" else crossed)
+    t0 = time.perf_counter()
+    df = load_data(args.design)
+    t_data = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     model = bmb.Model(FORMULAS[args.design], df)
@@ -146,6 +141,7 @@ def main(argv=None):
         "nobs": len(df),
         "draws": args.draws, "tune": args.tune, "chains": args.chains, "seed": args.seed,
         "import_seconds": t_import,
+        "data_seconds": t_data,
         "build_seconds": t_build,
         "fit_seconds": t_fit,
         "sampling_seconds": float(samp) if samp is not None else None,
