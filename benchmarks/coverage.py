@@ -10,11 +10,11 @@ Run from the repository root, with the main environment::
 What it does
 ------------
 For each of ``--n-datasets`` replicates a data set is simulated from fixed, known parameters
-(``TRUTH`` below), the collapsed model is fitted with NUTS (``VCModel.sample``: nutpie, default
-priors and marginalization, no random-effect draws), and the central ``--prob`` (default 90%) equal-tailed posterior
-interval (the 5% and 95% quantiles of the pooled draws) of every variance component
-(``var``), of the residual variance (``scale``) and of the intercept (``beta``) is checked for
-whether it contains the true value.
+(``TRUTH`` below), the model is fitted with NUTS (``VCModel.sample``: nutpie, default priors
+and marginalization, no random-effect draws; see ``_fit``), and the central ``--prob``
+(default 90%) equal-tailed posterior interval (the 5% and 95% quantiles of the pooled draws) of
+every variance component (``var``), of the residual variance (``scale``) and of the intercept
+(``beta``) is checked for whether it contains the true value.
 
 =========  ===========================================  ==========================================
 design     data                                         truth
@@ -25,7 +25,7 @@ crossed    25 ``g1`` x 20 ``g2`` crossed x 2 reps       intercept 5; SD g1 = 2, 
            (1000 rows), ``y ~ 1 + (1|g1) + (1|g2)``     residual SD 1
 =========  ===========================================  ==========================================
 
-Each replicate gets its own data and hence its own model (and nutpie compilation, ~2 s); the
+Each replicate gets its own data and hence its own model (and nutpie compilation, 2-5 s); the
 replicates run in a loop in one process, so imports and PyTensor's compilation caches are
 shared. Seeds: ``np.random.SeedSequence(--seed).spawn(n)``; replicate ``i``'s child sequence
 draws the data and gives the sampler's integer seed, so a replicate is reproducible on its own
@@ -81,7 +81,7 @@ import os
 import platform
 import time
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -206,12 +206,12 @@ def run_replicate(design: str, index: int, seq: np.random.SeedSequence, draws: i
             d = r.diagnostics()
             rec["max_rhat"] = float(d.r_hat.max())
             rec["min_ess_bulk"] = float(d.ess_bulk.min())
-        except Exception:  # too few draws for the estimators (smoke runs)
+        except Exception:  # noqa: BLE001 - too few draws for the estimators (smoke runs)
             rec["max_rhat"] = rec["min_ess_bulk"] = None
         rec["divergences"] = int(r.divergences)
         rec["sampling_warnings"] = [str(w.message) for w in caught
                                     if issubclass(w.category, bvc.SamplingWarning)]
-    except Exception as e:  # record and go on: one failed fit must not lose the study
+    except Exception as e:  # noqa: BLE001 - record and go on: one failed fit must not lose the study
         rec["error"] = f"{type(e).__name__}: {e}"
     rec["seconds"] = time.perf_counter() - t0
     return rec
@@ -309,10 +309,10 @@ def run_study(n_datasets: int = DEFAULTS["n_datasets"], design: str = "nested",
 def table(res: dict) -> str:
     p, d, tm = res["pooled"], res["diagnostics"], res["timing"]
     s = res["settings"]
-    rows = [f"### {res['design']}: `{res['formula']}`, {res['sizes']}; {s['replicates_run']} data sets, "
-            f"{s['chains']} chains x {s['draws']} draws after {s['tune']} tune, seed {s['seed']}", "",
-            f"| parameter | truth | {s['prob']:.0%} coverage | covered / n | truth below / above | "
-            "mean width | mean post. median |",
+    rows = [(f"### {res['design']}: `{res['formula']}`, {res['sizes']}; {s['replicates_run']} data sets, "
+             f"{s['chains']} chains x {s['draws']} draws after {s['tune']} tune, seed {s['seed']}"), "",
+            (f"| parameter | truth | {s['prob']:.0%} coverage | covered / n | truth below / above | "
+             "mean width | mean post. median |"),
             "|---|---:|---:|---:|---:|---:|---:|"]
     for name, v in res["per_parameter"].items():
         rows.append(f"| {name} | {res['truth'][name]:g} | {v['coverage']:.3f} (SE {v['se_binomial']:.3f}) | "
@@ -343,6 +343,20 @@ def _loadavg():
         return None
 
 
+def _git_state() -> dict | None:
+    """Commit and dirty flag of the checkout: the package changes fast, results need provenance."""
+    import subprocess
+
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=10, check=False).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "bayesvc"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10, check=False).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": rev or None, "bayesvc_dirty": bool(dirty)}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n-datasets", type=int, default=DEFAULTS["n_datasets"])
@@ -361,9 +375,9 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)
     import bayesvc
 
-    meta = {"timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    meta = {"timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
             "platform": platform.platform(), "python": sys.version.split()[0], "cpu_count": os.cpu_count(),
-            "bayesvc": bayesvc.__version__, "loadavg_start": _loadavg(),
+            "bayesvc": bayesvc.__version__, "git": _git_state(), "loadavg_start": _loadavg(),
             "command": "python benchmarks/coverage.py " + " ".join(sys.argv[1:] if argv is None else argv)}
     print(f"# Coverage study: {args.n_datasets} data sets per design, {args.prob:.0%} central intervals; "
           f"{os.cpu_count()} CPUs, load {(_loadavg() or ['-'])[0]}\n", flush=True)
