@@ -3,6 +3,7 @@
 Pipeline: spec -> design -> estimators (REML/ML, posterior mode, NUTS) -> results -> views.
 """
 
+from . import datasets as datasets
 from .checks import BoundaryFitWarning, RankDeficiencyWarning, SpecificationError
 from .comparison import Comparison, compare, compare_model
 from .decomposition import icc, ranef, variance_shares

@@ -86,9 +86,7 @@ class Comparison:
     Examples
     --------
     >>> import numpy as np, pandas as pd, bayesvc as bvc
-    >>> rng = np.random.default_rng(0)
-    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
     >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
     >>> c = bvc.compare(reml=model.fit_reml(), mode=model.fit_map())
     >>> c
@@ -128,9 +126,7 @@ class Comparison:
         Examples
         --------
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> c = bvc.compare(reml=model.fit_reml(), mode=model.fit_map())
         >>> t = c.table
@@ -148,9 +144,7 @@ class Comparison:
         Examples
         --------
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> c = bvc.compare(reml=model.fit_reml(), mode=model.fit_map())
         >>> c.boundary
@@ -167,9 +161,7 @@ class Comparison:
         Examples
         --------
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> c = bvc.compare(reml=model.fit_reml(), mode=model.fit_map())
         >>> s = c.summary()
@@ -211,9 +203,7 @@ class Comparison:
         Examples
         --------
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> c = bvc.compare(reml=model.fit_reml(), mode=model.fit_map())
         >>> for line in c.to_markdown().splitlines()[-5:]:
@@ -232,9 +222,7 @@ class Comparison:
         Examples
         --------
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> c = bvc.compare(reml=model.fit_reml(), mode=model.fit_map())
         >>> for line in c.to_latex(label="tab:cmp").splitlines()[:3]:
@@ -251,9 +239,7 @@ class Comparison:
         Examples
         --------
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> c = bvc.compare(reml=model.fit_reml(), mode=model.fit_map())
         >>> row = c.to_dict()["rows"][1]
@@ -314,9 +300,7 @@ def compare(reml=None, mode=None, posterior=None, ci_prob: float = 0.95, ci_kind
     Examples
     --------
     >>> import numpy as np, pandas as pd, bayesvc as bvc
-    >>> rng = np.random.default_rng(0)
-    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
     >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
     >>> c = bvc.compare(reml=model.fit_reml(), mode=model.fit_map())
     >>> c.methods, list(c.table.parameter)
@@ -411,9 +395,7 @@ def compare_model(model, draws: int = 1000, tune: int = 1000, chains: int = 4, r
     This samples with NUTS, so it is not run as a doctest:
 
     >>> import numpy as np, pandas as pd, bayesvc as bvc
-    >>> rng = np.random.default_rng(0)
-    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
     >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
     >>> reml = model.fit_reml()
     >>> c = bvc.compare_model(model, draws=500, tune=500, chains=2, random_seed=1,

@@ -66,3 +66,18 @@ def crossed_vcspec(df: pd.DataFrame):
 
     vcm = [f(df.group1), f(df.group2)]
     return VCSpec(["group1", "group2"], [x[1] for x in vcm], [x[0] for x in vcm])
+
+
+def example_data(n_groups: int = 8, per_group: int = 6, group_sd: float = 2.0, seed: int = 0) -> pd.DataFrame:
+    """A small one-way data set (columns ``g``, ``y``) for the documentation's examples.
+
+    Examples
+    --------
+    >>> df = example_data()
+    >>> df.shape, df.g.nunique()
+    ((48, 2), 8)
+    """
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"g": np.repeat(np.arange(n_groups), per_group)})
+    df["y"] = rng.normal(0, group_sd, n_groups)[df.g] + rng.normal(size=n_groups * per_group)
+    return df

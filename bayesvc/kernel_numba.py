@@ -296,7 +296,6 @@ def draw_effects(beta, sigma, tau, z1, zr, first, rest_comp, a1, dense, C1d, Pd,
     p = beta.shape[0]
     m = Arr.shape[0]
     rz = m - p - 1
-    pw = p + 1
     theta = tau / sigma
     lam1 = theta[first]
     D = lam1 * lam1 * a1 + 1.0

@@ -117,9 +117,7 @@ class Kernel(ConditionalMixin):
     Examples
     --------
     >>> import numpy as np, pandas as pd, bayesvc as bvc
-    >>> rng = np.random.default_rng(0)
-    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
     >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
     >>> k = bvc.Kernel(model.design)
     >>> k.n, k.p, k.n_theta, k.scalar
@@ -240,9 +238,7 @@ class Kernel(ConditionalMixin):
         Examples
         --------
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> k = bvc.Kernel(model.design)
         >>> f = k.factor([1.0])
@@ -366,9 +362,7 @@ class Kernel(ConditionalMixin):
         Examples
         --------
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> k = bvc.Kernel(model.design)
         >>> ml = model.fit_ml()
@@ -434,9 +428,7 @@ class Kernel(ConditionalMixin):
         Examples
         --------
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> k = bvc.Kernel(model.design)
         >>> dev, grad = k.deviance_grad([1.0])
@@ -485,9 +477,7 @@ class Kernel(ConditionalMixin):
         Examples
         --------
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> k = bvc.Kernel(model.design)
         >>> ll, dbeta, dsigma, dtau = k.loglik_grad([0.5], 1.0, [1.5])
@@ -532,9 +522,7 @@ class Kernel(ConditionalMixin):
         At the ML estimates it equals the maximized log-likelihood:
 
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> k = bvc.Kernel(model.design)
         >>> ml = model.fit_ml()

@@ -41,9 +41,7 @@ class ModeResult:
     Examples
     --------
     >>> import numpy as np, pandas as pd, bayesvc as bvc
-    >>> rng = np.random.default_rng(0)
-    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
     >>> mode = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df).fit_map()
     >>> mode.method, mode.converged, list(mode.sd.index)
     ('MAP', True, ['g'])
@@ -74,9 +72,7 @@ class ModeResult:
         Examples
         --------
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> mode = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df).fit_map()
         >>> list(mode.variances.index)
         ['g', 'Residual']
@@ -90,9 +86,7 @@ class ModeResult:
         Examples
         --------
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> mode = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df).fit_map()
         >>> iv = mode.vcomp_interval
         >>> list(iv.columns), bool(iv.lower["g"] < mode.vcomp["g"] < iv.upper["g"])
@@ -122,9 +116,7 @@ class ModeResult:
         Examples
         --------
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> mode = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df).fit_map()
         >>> s = mode.summary()
         >>> s.title
@@ -144,9 +136,7 @@ class ModeResult:
         Examples
         --------
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> mode = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df).fit_map()
         >>> d = mode.to_dict()
         >>> d["method"], list(d["variances"]), d["converged"]
@@ -181,9 +171,7 @@ def fit_map(design, priors=None, integrate_fixed: bool = False, kernel: Kernel |
     Examples
     --------
     >>> import numpy as np, pandas as pd, bayesvc as bvc
-    >>> rng = np.random.default_rng(0)
-    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
     >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
     >>> mode = bvc.fit_map(model.design, priors={"g": bvc.HalfNormal(5.0)})
     >>> mode.converged, mode.priors.sd["g"]

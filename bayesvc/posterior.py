@@ -5,7 +5,6 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 RHAT_MAX, ESS_MIN = 1.01, 400
@@ -55,9 +54,7 @@ class PosteriorResult:
         Sampling takes seconds to minutes, so the lines that need ``post`` are not run as doctests.
 
     >>> import numpy as np, pandas as pd, bayesvc as bvc
-    >>> rng = np.random.default_rng(0)
-    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
     >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
     >>> post = model.sample(draws=500, tune=500, chains=2, random_seed=1,
     ...                     progressbar=False)                      # doctest: +SKIP
@@ -98,9 +95,7 @@ class PosteriorResult:
         Sampling takes seconds to minutes, so the lines that need ``post`` are not run as doctests.
 
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> post = model.sample(draws=500, tune=500, chains=2, random_seed=1,
         ...                     progressbar=False)                      # doctest: +SKIP
@@ -118,9 +113,7 @@ class PosteriorResult:
         Sampling takes seconds to minutes, so the lines that need ``post`` are not run as doctests.
 
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> post = model.sample(draws=500, tune=500, chains=2, random_seed=1,
         ...                     progressbar=False)                      # doctest: +SKIP
@@ -150,9 +143,7 @@ class PosteriorResult:
         Sampling takes seconds to minutes, so the lines that need ``post`` are not run as doctests.
 
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> post = model.sample(draws=500, tune=500, chains=2, random_seed=1,
         ...                     progressbar=False)                      # doctest: +SKIP
@@ -206,9 +197,7 @@ class PosteriorResult:
         Sampling takes seconds to minutes, so the lines that need ``post`` are not run as doctests.
 
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> post = model.sample(draws=500, tune=500, chains=2, random_seed=1,
         ...                     progressbar=False)                      # doctest: +SKIP
@@ -263,9 +252,7 @@ class PosteriorResult:
         Sampling takes seconds to minutes, so the lines that need ``post`` are not run as doctests.
 
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> post = model.sample(draws=500, tune=500, chains=2, random_seed=1,
         ...                     progressbar=False)                      # doctest: +SKIP
@@ -284,9 +271,7 @@ class PosteriorResult:
         Sampling takes seconds to minutes, so the lines that need ``post`` are not run as doctests.
 
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> post = model.sample(draws=500, tune=500, chains=2, random_seed=1,
         ...                     progressbar=False)                      # doctest: +SKIP
@@ -305,9 +290,7 @@ class PosteriorResult:
         Sampling takes seconds to minutes, so the lines that need ``post`` are not run as doctests.
 
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> post = model.sample(draws=500, tune=500, chains=2, random_seed=1,
         ...                     progressbar=False)                      # doctest: +SKIP
@@ -335,9 +318,7 @@ class PosteriorResult:
         Sampling takes seconds to minutes, so the lines that need ``post`` are not run as doctests.
 
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> post = model.sample(draws=500, tune=500, chains=2, random_seed=1,
         ...                     progressbar=False)                      # doctest: +SKIP
@@ -364,9 +345,7 @@ class PosteriorResult:
         Sampling takes seconds to minutes, so the lines that need ``post`` are not run as doctests.
 
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> post = model.sample(draws=500, tune=500, chains=2, random_seed=1,
         ...                     progressbar=False)                      # doctest: +SKIP
@@ -396,9 +375,7 @@ class PosteriorResult:
         Sampling takes seconds to minutes, so the lines that need ``post`` are not run as doctests.
 
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> post = model.sample(draws=500, tune=500, chains=2, random_seed=1,
         ...                     progressbar=False)                      # doctest: +SKIP
@@ -420,9 +397,7 @@ class PosteriorResult:
         Sampling takes seconds to minutes, so the lines that need ``post`` are not run as doctests.
 
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> post = model.sample(draws=500, tune=500, chains=2, random_seed=1,
         ...                     progressbar=False)                      # doctest: +SKIP

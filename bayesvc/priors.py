@@ -29,9 +29,7 @@ class Prior:
     >>> import numpy as np, pandas as pd, bayesvc as bvc
     >>> isinstance(bvc.HalfNormal(2.0), bvc.Prior)
     True
-    >>> rng = np.random.default_rng(0)
-    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
     >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
     >>> priors = {"g": bvc.HalfStudentT(3, 2.0), "Residual": bvc.Exponential(1.0),
     ...           "fixed": bvc.Normal(0, 10)}
@@ -386,9 +384,7 @@ class PriorSet:
     Examples
     --------
     >>> import numpy as np, pandas as pd, bayesvc as bvc
-    >>> rng = np.random.default_rng(0)
-    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
     >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
     >>> ps = model.fit_map(priors={"g": bvc.HalfCauchy(1.0)}).priors
     >>> ps.sd["g"], type(ps.residual).__name__, list(ps.fixed)

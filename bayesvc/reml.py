@@ -47,9 +47,7 @@ class OptSummary:
     Examples
     --------
     >>> import numpy as np, pandas as pd, bayesvc as bvc
-    >>> rng = np.random.default_rng(0)
-    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
     >>> opt = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df).fit_reml().opt
     >>> opt.method, opt.gradient, opt.converged, opt.boundary
     ('REML', 'analytic', True, ())
@@ -86,9 +84,7 @@ def make_devfun(design: Design, reml: bool = True, kernel: Kernel | None = None)
     Examples
     --------
     >>> import numpy as np, pandas as pd, bayesvc as bvc
-    >>> rng = np.random.default_rng(0)
-    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
     >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
     >>> devfun = bvc.make_devfun(model.design)
     >>> r = model.fit_reml()
@@ -124,9 +120,7 @@ def optimize_deviance(kernel: Kernel, reml: bool = True, theta0=None, ftol: floa
     Examples
     --------
     >>> import numpy as np, pandas as pd, bayesvc as bvc
-    >>> rng = np.random.default_rng(0)
-    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
     >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
     >>> opt = bvc.optimize_deviance(model.kernel, reml=False, theta0=[0.5])
     >>> opt.method, opt.converged, opt.theta_start
@@ -272,9 +266,7 @@ def fit_reml(design: Design, reml: bool = True, kernel: Kernel | None = None, th
     Examples
     --------
     >>> import numpy as np, pandas as pd, bayesvc as bvc
-    >>> rng = np.random.default_rng(0)
-    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
     >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
     >>> r = bvc.fit_reml(model.design)
     >>> r.method, r.converged, r.vcomp.round(2).to_dict()

@@ -24,9 +24,7 @@ class RandomEffects:
     Examples
     --------
     >>> import numpy as np, pandas as pd, bayesvc as bvc
-    >>> rng = np.random.default_rng(0)
-    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
     >>> r = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df).fit_reml()
     >>> re = r.random_effects
     >>> re
@@ -130,9 +128,7 @@ class REMLResult:
     Examples
     --------
     >>> import numpy as np, pandas as pd, bayesvc as bvc
-    >>> rng = np.random.default_rng(0)
-    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
     >>> r = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df).fit_reml()
     >>> r.method, r.converged, r.nobs
     ('REML', True, 48)
@@ -164,9 +160,7 @@ class REMLResult:
         Examples
         --------
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> r = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df).fit_reml()
         >>> bool(np.isclose(r.bse_fe["Intercept"] ** 2, r.cov_fe.loc["Intercept", "Intercept"]))
         True
@@ -180,9 +174,7 @@ class REMLResult:
         Examples
         --------
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> r = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df).fit_reml()
         >>> list(r.variances.index)
         ['g', 'Residual']
@@ -216,9 +208,7 @@ class REMLResult:
         Examples
         --------
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> r = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df).fit_reml()
         >>> r.nobs
         48
@@ -237,9 +227,7 @@ class REMLResult:
         Examples
         --------
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> r = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df).fit_reml()
         >>> r.ranef()
         RandomEffects(8 rows; components ['g'])
@@ -256,9 +244,7 @@ class REMLResult:
         Examples
         --------
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> r = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df).fit_reml()
         >>> bool(np.isclose(r.aic, -2 * r.llf + 2 * 3))
         True
@@ -281,9 +267,7 @@ class REMLResult:
         Examples
         --------
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> r = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df).fit_reml()
         >>> print(r.summary())  # doctest: +NORMALIZE_WHITESPACE
                 Mixed Linear Model Regression Results
@@ -318,9 +302,7 @@ class REMLResult:
         Examples
         --------
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> r = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df).fit_reml()
         >>> d = r.to_dict()
         >>> d["method"], list(d["variances"]), d["converged"]

@@ -217,9 +217,7 @@ class SensitivityResult:
         The fit samples with NUTS, so the lines that need it are not run as doctests.
 
     >>> import numpy as np, pandas as pd, bayesvc as bvc
-    >>> rng = np.random.default_rng(0)
-    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
     >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
     >>> post = model.sample(draws=500, tune=500, chains=2, random_seed=1,
     ...                     progressbar=False)                      # doctest: +SKIP
@@ -247,9 +245,7 @@ class SensitivityResult:
         The fit samples with NUTS, so the lines that need it are not run as doctests.
 
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> post = model.sample(draws=500, tune=500, chains=2, random_seed=1,
         ...                     progressbar=False)                      # doctest: +SKIP
@@ -268,9 +264,7 @@ class SensitivityResult:
         The fit samples with NUTS, so the lines that need it are not run as doctests.
 
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> post = model.sample(draws=500, tune=500, chains=2, random_seed=1,
         ...                     progressbar=False)                      # doctest: +SKIP
@@ -290,9 +284,7 @@ class SensitivityResult:
         The fit samples with NUTS, so the lines that need it are not run as doctests.
 
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> post = model.sample(draws=500, tune=500, chains=2, random_seed=1,
         ...                     progressbar=False)                      # doctest: +SKIP
@@ -313,9 +305,7 @@ class SensitivityResult:
         The fit samples with NUTS, so the lines that need it are not run as doctests.
 
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> post = model.sample(draws=500, tune=500, chains=2, random_seed=1,
         ...                     progressbar=False)                      # doctest: +SKIP
@@ -378,9 +368,7 @@ def sensitivity(result, threshold: float = 0.05, *, likelihood: str = "auto", re
         The fit samples with NUTS, so the lines that need it are not run as doctests.
 
     >>> import numpy as np, pandas as pd, bayesvc as bvc
-    >>> rng = np.random.default_rng(0)
-    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
     >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
     >>> post = model.sample(draws=500, tune=500, chains=2, random_seed=1,
     ...                     progressbar=False)                      # doctest: +SKIP

@@ -388,9 +388,7 @@ class SweepResult:
     doctests.
 
     >>> import numpy as np, pandas as pd, bayesvc as bvc
-    >>> rng = np.random.default_rng(0)
-    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
     >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
     >>> sweep = bvc.prior_sweep(model, scales=(0.5, 1, 2), draws=300, tune=300,
     ...                         random_seed=1)                     # doctest: +SKIP
@@ -423,9 +421,7 @@ class SweepResult:
         doctests.
 
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> sweep = bvc.prior_sweep(model, scales=(0.5, 1, 2), draws=300, tune=300,
         ...                         random_seed=1)                     # doctest: +SKIP
@@ -452,9 +448,7 @@ class SweepResult:
         doctests.
 
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> sweep = bvc.prior_sweep(model, scales=(0.5, 1, 2), draws=300, tune=300,
         ...                         random_seed=1)                     # doctest: +SKIP
@@ -475,9 +469,7 @@ class SweepResult:
         doctests.
 
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> sweep = bvc.prior_sweep(model, scales=(0.5, 1, 2), draws=300, tune=300,
         ...                         random_seed=1)                     # doctest: +SKIP
@@ -501,9 +493,7 @@ class SweepResult:
         doctests.
 
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> sweep = bvc.prior_sweep(model, scales=(0.5, 1, 2), draws=300, tune=300,
         ...                         random_seed=1)                     # doctest: +SKIP
@@ -553,9 +543,7 @@ class SweepResult:
         doctests.
 
         >>> import numpy as np, pandas as pd, bayesvc as bvc
-        >>> rng = np.random.default_rng(0)
-        >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-        >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+        >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
         >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
         >>> sweep = bvc.prior_sweep(model, scales=(0.5, 1, 2), draws=300, tune=300,
         ...                         random_seed=1)                     # doctest: +SKIP
@@ -622,9 +610,7 @@ def prior_sweep(model, scales=(0.5, 1, 2, 5), families=("halfnormal",), componen
     doctests.
 
     >>> import numpy as np, pandas as pd, bayesvc as bvc
-    >>> rng = np.random.default_rng(0)
-    >>> df = pd.DataFrame({"g": np.repeat(np.arange(8), 6)})
-    >>> df["y"] = rng.normal(0, 2, 8)[df.g] + rng.normal(size=48)
+    >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
     >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
     >>> sweep = bvc.prior_sweep(model, scales=(0.5, 1, 2), draws=300, tune=300,
     ...                         random_seed=1)                     # doctest: +SKIP

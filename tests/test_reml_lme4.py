@@ -1,6 +1,5 @@
 """REML and ML against lme4 (reference numbers made by tests/data/make_lme4_reference.R)."""
 
-import numpy as np
 import pytest
 
 import bayesvc as bvc
