@@ -82,3 +82,7 @@ def test_notebook_executes(name, kernel_name):
     except nbclient.exceptions.CellExecutionError as err:
         pytest.fail(f"{name}: a cell raised\n{err}", pytrace=False)
     print(f"{name}: executed in {time.perf_counter() - t0:.1f} s")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.execution_count is not None for c in code), f"{name}: not every code cell ran"
+    errors = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, f"{name}: error outputs {errors}"

@@ -22,7 +22,7 @@ SEED = {
 }
 
 
-def _same_fit(a, b, tol=1e-8):
+def assert_same_fit(a, b, tol=1e-8):
     assert a.llf == pytest.approx(b.llf, rel=tol, abs=tol)
     np.testing.assert_allclose(a.vcomp.to_numpy(), b.vcomp.to_numpy(), rtol=tol)
     assert a.scale == pytest.approx(b.scale, rel=tol)
@@ -30,7 +30,7 @@ def _same_fit(a, b, tol=1e-8):
     np.testing.assert_allclose(a.bse_fe.to_numpy(), b.bse_fe.to_numpy(), rtol=1e-6)
 
 
-def _matches_seed_and_lme4(res, design):
+def assert_matches_seed_and_lme4(res, design):
     """The statsmodels numbers the seed printed (our llf may only be higher) and lme4's llf."""
     ref = SEED[design]
     assert res.llf >= ref["llf"] - 1e-4
@@ -50,12 +50,12 @@ def test_nested_formula_vcspec_and_lme4_agree(seed_nested):
     arrays = bvc.VCModel(df.y, np.ones(len(df)), groups=df.group1, exog_re=np.ones(len(df)),
                          exog_vc=nested_vcspec(df)).fit_reml()
     lme4 = bvc.VCModel.from_formula("y ~ 1 + (1|group1/group2)", data=df).fit_reml()
-    _same_fit(sm_style, arrays)
-    _same_fit(sm_style, lme4)
+    assert_same_fit(sm_style, arrays)
+    assert_same_fit(sm_style, lme4)
     assert list(arrays.fe_params.index) == ["const"]
     assert list(arrays.vcomp.index) == ["x_re1", "group2"]
     assert list(lme4.vcomp.index) == ["group1", "group1:group2"]
-    _matches_seed_and_lme4(sm_style, "nested")
+    assert_matches_seed_and_lme4(sm_style, "nested")
 
 
 def test_crossed_formula_vcspec_and_lme4_agree(seed_crossed):
@@ -65,9 +65,9 @@ def test_crossed_formula_vcspec_and_lme4_agree(seed_crossed):
     arrays = bvc.VCModel(df.y, np.ones((len(df), 1)), groups=np.ones(len(df)),
                          exog_vc=crossed_vcspec(df)).fit_reml()
     lme4 = bvc.VCModel.from_formula("y ~ 1 + (1|group1) + (1|group2)", data=df).fit_reml()
-    _same_fit(sm_style, arrays)
-    _same_fit(sm_style, lme4)
-    _matches_seed_and_lme4(sm_style, "crossed")
+    assert_same_fit(sm_style, arrays)
+    assert_same_fit(sm_style, lme4)
+    assert_matches_seed_and_lme4(sm_style, "crossed")
 
 
 def test_statsmodels_vcspec_object_is_accepted(seed_crossed):
@@ -77,7 +77,7 @@ def test_statsmodels_vcspec_object_is_accepted(seed_crossed):
     theirs = sm.VCSpec(ours.names, ours.colnames, ours.mats)
     a = bvc.VCModel(df.y, np.ones((len(df), 1)), groups=np.ones(len(df)), exog_vc=theirs).fit_reml()
     b = bvc.VCModel(df.y, np.ones((len(df), 1)), groups=np.ones(len(df)), exog_vc=ours).fit_reml()
-    _same_fit(a, b, tol=1e-12)
+    assert_same_fit(a, b, tol=1e-12)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def small():
 def test_nesting_notations_are_equivalent(small):
     a = bvc.VCModel.from_formula("y ~ x + (1|a/b)", data=small).fit_reml()
     b = bvc.VCModel.from_formula("y ~ x + (1|a) + (1|a:b)", data=small).fit_reml()
-    _same_fit(a, b, tol=1e-10)
+    assert_same_fit(a, b, tol=1e-10)
 
 
 def test_categorical_fixed_effects_and_random_slope_match_statsmodels(small):
@@ -117,5 +117,5 @@ def test_categorical_fixed_effects_and_random_slope_match_statsmodels(small):
 def test_uncorrelated_slope_notations_are_equivalent(small):
     a = bvc.VCModel.from_formula("y ~ x + (x||a)", data=small).fit_reml()
     b = bvc.VCModel.from_formula("y ~ x + (1|a) + (0 + x|a)", data=small).fit_reml()
-    _same_fit(a, b, tol=1e-8)
+    assert_same_fit(a, b, tol=1e-8)
     assert list(a.vcomp.index) == ["a", "x|a"]
