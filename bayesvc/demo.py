@@ -34,12 +34,11 @@ def nested_models(df) -> dict[str, VCModel]:
 
 def crossed_models(df) -> dict[str, VCModel]:
     """The crossed design (group1 x group2), stated three ways."""
-    df = df.copy()
-    df["one"] = 1
     n = len(df)
+    oo = np.ones(n)  # the seed's constant groups: every effect is a variance component
     return {
         "statsmodels-style formula": VCModel.from_formula(
-            "y ~ 1", data=df, groups="one", vc_formula={"g1": "0 + C(group1)", "g2": "0 + C(group2)"}),
+            "y ~ 1", groups=oo, vc_formula={"g1": "0 + C(group1)", "g2": "0 + C(group2)"}, data=df),
         "lme4 formula": VCModel.from_formula("y ~ 1 + (1|group1) + (1|group2)", data=df),
         "VCSpec arrays": VCModel(df.y, np.ones((n, 1)), groups=np.ones(n),
                                  exog_vc=datasets.crossed_vcspec(df)),

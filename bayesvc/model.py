@@ -88,6 +88,10 @@ class VCModel:
         >>> bvc.VCModel.from_formula("y ~ x", data=df, groups="g")       # statsmodels style
         VCModel(nobs=48, fixed=['Intercept', 'x'], components=[g])
         """
+        if groups is not None and not isinstance(groups, str):
+            # statsmodels also takes the group labels themselves (the seed's crossed model passes
+            # an array of ones); carry them as a column of a copy of the data
+            data, groups = _groups_as_column(data, groups)
         if groups is not None or vc_formula is not None or re_formula is not None:
             spec = from_statsmodels(formula, groups, re_formula, vc_formula)
         else:
@@ -326,3 +330,20 @@ class VCModel:
         d = self.design
         comps = ", ".join(d.component_names)
         return f"VCModel(nobs={d.nobs}, fixed={list(d.fe_names)}, components=[{comps}])"
+
+
+def _groups_as_column(data, groups) -> tuple[pd.DataFrame, str]:
+    import numpy as np
+
+    from .checks import fail
+
+    if not isinstance(data, pd.DataFrame):
+        fail(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    labels = np.asarray(groups)
+    if labels.ndim != 1 or len(labels) != len(data):
+        fail(f"groups must name a column of data or hold one label per row ({len(data)}), "
+             f"got shape {labels.shape}")
+    name = "groups"
+    while name in data.columns:
+        name = "_" + name
+    return data.assign(**{name: labels}), name

@@ -119,3 +119,14 @@ def test_uncorrelated_slope_notations_are_equivalent(small):
     b = bvc.VCModel.from_formula("y ~ x + (1|a) + (0 + x|a)", data=small).fit_reml()
     assert_same_fit(a, b, tol=1e-8)
     assert list(a.vcomp.index) == ["a", "x|a"]
+
+
+def test_groups_may_be_labels_as_in_the_seed(seed_crossed):
+    """The seed's crossed model passes ``groups=oo`` (an array of ones), not a column name."""
+    df = seed_crossed
+    vc = {"g1": "0 + C(group1)", "g2": "0 + C(group2)"}
+    a = bvc.VCModel.from_formula("y ~ 1", groups=np.ones(df.shape[0]), vc_formula=vc, data=df).fit_reml()
+    b = bvc.VCModel.from_formula("y ~ 1", groups="one", vc_formula=vc, data=df.assign(one=1)).fit_reml()
+    assert_same_fit(a, b, tol=1e-12)
+    with pytest.raises(bvc.SpecificationError, match="one label per row"):
+        bvc.VCModel.from_formula("y ~ 1", groups=np.ones(3), vc_formula=vc, data=df)
