@@ -104,6 +104,16 @@ class RandomTerm:
         """
         return self.Z.shape[1]
 
+    @cached_property
+    def zvals(self) -> np.ndarray:
+        """The term's model-matrix values per observation, ``(n, p)`` (column ``j`` of
+        ``Z`` restricted to each row's level); meaningful when :attr:`codes` is not None."""
+        zr = self.Z.tocsr()
+        out = np.zeros((zr.shape[0], self.p))
+        rows = np.repeat(np.arange(zr.shape[0]), np.diff(zr.indptr))
+        out[rows, zr.indices % self.p] = zr.data
+        return out
+
     @property
     def nobs_per_level(self) -> float:
         """Mean number of observations with a nonzero z value per level.
@@ -355,11 +365,7 @@ def sufficient_statistics(design: Design) -> SufficientStats:
         Z1 = t.Z.tocsc()
         C1 = (W.T @ Z1).tocsr()
         # diagonal p1 x p1 blocks of Z1'Z1, from level codes and z values
-        codes = t.codes
-        zr = Z1.tocsr()
-        zvals = np.zeros((n, t.p))
-        rows = np.repeat(np.arange(n), np.diff(zr.indptr))
-        zvals[rows, zr.indices % t.p] = zr.data
+        codes, zvals = t.codes, t.zvals
         A11 = np.zeros((t.n_levels, t.p, t.p))
         ok = codes >= 0
         np.add.at(A11, codes[ok], zvals[ok, :, None] * zvals[ok, None, :])

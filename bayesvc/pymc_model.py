@@ -224,7 +224,7 @@ def build_pymc(design, priors=None, marginalize=True, kernel: Kernel | None = No
 
 def _zvals(t) -> np.ndarray:
     """The z value of each observation for a scalar term with one level per observation."""
-    return np.asarray(t.Z.sum(axis=1)).ravel()
+    return t.zvals[:, 0]
 
 
 def _partial_loglik(design, t, mu, sigma, tau):
@@ -293,8 +293,7 @@ def _noncentered_term(t, ps: PriorSet, centered: bool = False):
             z = pm.Normal(f"z_{t.name}", 0.0, 1.0, dims=level_dim)
             b = pm.Deterministic(f"re_{t.name}", sd * z, dims=level_dim)
         if codes is not None:
-            zval = np.asarray(t.Z.sum(axis=1)).ravel()
-            return pt.as_tensor_variable(zval) * b[codes], [sd]
+            return pt.as_tensor_variable(_zvals(t)) * b[codes], [sd]
         return pts.structured_dot(pts.as_sparse_variable(t.Z.tocsr()), b[:, None])[:, 0], [sd]
     coef_dim = f"{t.name}_coef"
     pri = [ps.sd[c] for c in t.component_names]
@@ -312,8 +311,4 @@ def _noncentered_term(t, ps: PriorSet, centered: bool = False):
         sds = [stds[j] for j in range(t.p)]
     if codes is None:
         fail(f"term {t.name!r}: non-centered sampling needs one level per observation")
-    zr = t.Z.tocsr()
-    zvals = np.zeros((t.Z.shape[0], t.p))
-    rows = np.repeat(np.arange(zr.shape[0]), np.diff(zr.indptr))
-    zvals[rows, zr.indices % t.p] = zr.data
-    return pt.sum(pt.as_tensor_variable(zvals) * b[codes], axis=1), sds
+    return pt.sum(pt.as_tensor_variable(t.zvals) * b[codes], axis=1), sds

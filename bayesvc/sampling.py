@@ -123,11 +123,7 @@ def pointwise_loglik(design, post: xr.Dataset, re_draws: dict[str, np.ndarray]) 
         b = re_draws[t.name]
         if b.ndim == 3:
             b = b[..., None]
-        codes = t.codes
-        zr = t.Z.tocsr()
-        zvals = np.zeros((design.nobs, t.p))
-        rows = np.repeat(np.arange(design.nobs), np.diff(zr.indptr))
-        zvals[rows, zr.indices % t.p] = zr.data
+        codes, zvals = t.codes, t.zvals
         if codes is not None:
             mu += np.einsum("cdnp,np->cdn", b[:, :, codes, :], zvals)
         else:

@@ -291,7 +291,7 @@ def prior_sweep(model, scales=(0.5, 1, 2, 5), families=("halfnormal",), componen
 
     Examples
     --------
-        Every grid point samples with NUTS, so the lines that need the sweep are not run as
+    Every grid point samples with NUTS, so the lines that need the sweep are not run as
     doctests.
 
     >>> import numpy as np, pandas as pd, bayesvc as bvc
