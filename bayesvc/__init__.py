@@ -1,23 +1,21 @@
 """bayesvc: Bayesian variance-component and linear mixed models.
 
-Pipeline: spec -> design -> estimators (REML/ML, posterior mode, NUTS) -> results -> views.
+The package is a pipeline whose imports all point down (checked by import-linter in the tests):
+``spec`` -> ``design`` -> ``kernel`` -> ``results`` / ``estimators`` -> ``views`` -> ``studies`` ->
+``model`` (the :class:`VCModel` facade) -> ``cli`` / ``demo``. See the architecture page of the docs.
 """
 
 from . import datasets as datasets
-from .checks import BoundaryFitWarning, RankDeficiencyWarning, SpecificationError
-from .comparison import Comparison, compare, compare_model
-from .decomposition import icc, ranef, variance_shares
 from .design import Design, RandomTerm, build_design, design_from_arrays, sufficient_statistics
-from .likelihood import Kernel
-from .mode import ModeResult, fit_map
-from .model import VCModel
-from .posterior import PosteriorResult, SamplingWarning
+from .errors import BoundaryFitWarning, RankDeficiencyWarning, SamplingWarning, SpecificationError
+from .estimators import fit_map, fit_reml, make_devfun, optimize_deviance
+from .kernel import Kernel
+from .model import VCModel, compare_model
 from .priors import Exponential, Flat, HalfCauchy, HalfNormal, HalfStudentT, Normal, Prior, PriorSet
-from .reml import OptSummary, fit_reml, make_devfun, optimize_deviance
-from .results import RandomEffects, REMLResult
-from .sensitivity import SensitivityResult, sensitivity
-from .sweep import SweepResult, prior_sweep
+from .results import ModeResult, OptSummary, PosteriorResult, RandomEffects, REMLResult
 from .spec import ModelSpec, RETerm, VCSpec, from_statsmodels, parse_lme4
+from .studies import SensitivityResult, SweepResult, prior_sweep, sensitivity
+from .views import Comparison, compare, icc, ranef, variance_shares
 
 __version__ = "0.1.0"
 

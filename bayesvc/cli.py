@@ -16,7 +16,7 @@ prints one line, ``bayesvc: error: <message>``, to stderr and exits with status 
 (dropped rows, dropped rank-deficient columns, boundary fits) print one line each as
 ``bayesvc: warning: <message>``. With ``--json`` the last line of stdout is one JSON object:
 the result's ``to_dict()`` plus ``"seconds"``, the wall time of the fit (for ``compare``:
-``{"rows": [...]}``, :meth:`bayesvc.comparison.Comparison.to_dict`).
+``{"rows": [...]}``, :meth:`bayesvc.Comparison.to_dict`).
 
 This module only parses arguments and formats output; the demo lives in :mod:`bayesvc.demo`.
 """
@@ -29,6 +29,13 @@ import os
 import sys
 import time
 import warnings
+
+import pandas as pd
+
+from .demo import run_demo
+from .errors import SpecificationError
+from .model import VCModel, compare_model
+from .studies import prior_sweep, sample_cached, sensitivity
 
 PROG = "bayesvc"
 METHODS = ("reml", "ml", "map", "nuts")
@@ -85,46 +92,57 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _model_command(sub, name: str, help: str, description: str, json_help: str) -> argparse.ArgumentParser:
+    """A subcommand on DATA.csv and FORMULA with the model options, ``--json`` and the sampling
+    options (``fit``, ``compare``, ``sensitivity``); the caller adds its own options."""
+    p = sub.add_parser(name, help=help, description=description)
+    _add_model_args(p)
+    p.add_argument("--json", action="store_true", help=json_help)
+    _add_sampling_args(p)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from . import __version__  # the package root, for its version only
 
     parser = _Parser(prog=PROG, description="Bayesian variance-component / linear mixed models.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{fit,compare,sensitivity,demo}",
                                 parser_class=_Parser)
-
-    fit = sub.add_parser(
-        "fit", help="fit a model to a CSV file",
-        description="Fit a linear mixed model to DATA.csv. FORMULA is lme4 style "
-                    "('y ~ x + (1|g)'), or statsmodels style ('y ~ x' with --groups, "
-                    "--re-formula, --vc).")
-    _add_model_args(fit)
+    fit = _model_command(
+        sub, "fit", "fit a model to a CSV file",
+        "Fit a linear mixed model to DATA.csv. FORMULA is lme4 style ('y ~ x + (1|g)'), or "
+        "statsmodels style ('y ~ x' with --groups, --re-formula, --vc).",
+        "print one JSON object (the result plus 'seconds') as the last line")
     fit.add_argument("--method", choices=METHODS, default="reml",
                      help="estimator: REML (default), ML, posterior mode (map) or NUTS")
-    fit.add_argument("--json", action="store_true",
-                     help="print one JSON object (the result plus 'seconds') as the last line")
-    _add_sampling_args(fit)
-
-    compare = sub.add_parser(
-        "compare", help="REML, posterior mode and NUTS side by side",
-        description="Fit REML, the posterior mode and NUTS to DATA.csv and print one table with a "
-                    "row per parameter (fixed effects, component variances, residual) and a "
-                    "boundary flag. FORMULA as for 'fit'.")
-    _add_model_args(compare)
-    compare.add_argument("--json", action="store_true",
-                         help='print {"rows": [...]} (one object per parameter) as the last line')
+    compare = _model_command(
+        sub, "compare", "REML, posterior mode and NUTS side by side",
+        "Fit REML, the posterior mode and NUTS to DATA.csv and print one table with a row per "
+        "parameter (fixed effects, component variances, residual) and a boundary flag. FORMULA as "
+        "for 'fit'.", 'print {"rows": [...]} (one object per parameter) as the last line')
     compare.add_argument("--ci-prob", type=float, default=0.95, metavar="P", dest="ci_prob",
                          help="posterior interval probability (default 0.95)")
-    _add_sampling_args(compare)
+    sens = _model_command(
+        sub, "sensitivity", "prior sensitivity: power-scaling diagnostics and a prior-scale sweep",
+        "Fit NUTS to DATA.csv, report the power-scaling prior and likelihood sensitivity of every SD "
+        "and fixed effect with a verdict per component, and refit across a grid of SD-prior scales "
+        "(multiples of the default scale 2.5 * sd(y)) for each component. FORMULA as for 'fit'. "
+        'With --json the last line is {"components": [...], "fixed": [...], "sweep": [...], ...}.',
+        "print one JSON object (components, fixed, sweep) as the last line")
+    _add_sensitivity_args(sens)
+    demo = sub.add_parser(
+        "demo", help="run the seed notebook's nested and crossed analyses",
+        description="Fit the seed notebook's nested and crossed variance-component models three "
+                    "ways each (statsmodels-style formula, lme4 formula, VCSpec arrays), check "
+                    "that they agree, then compare REML with NUTS.")
+    demo.add_argument("--draws", type=_positive_int, default=1000, metavar="N", help="NUTS draws per chain")
+    demo.add_argument("--quiet", action="store_true", help="less output, no progress bars")
+    demo.add_argument("--no-nuts", action="store_true", dest="no_nuts", help="REML only")
+    return parser
 
-    sens = sub.add_parser(
-        "sensitivity", help="prior sensitivity: power-scaling diagnostics and a prior-scale sweep",
-        description="Fit NUTS to DATA.csv, report the power-scaling prior and likelihood "
-                    "sensitivity of every SD and fixed effect with a verdict per component, and "
-                    "refit across a grid of SD-prior scales (multiples of the default scale "
-                    "2.5 * sd(y)) for each component. FORMULA as for 'fit'. With --json the last "
-                    'line is {"components": [...], "fixed": [...], "sweep": [...], ...}.')
-    _add_model_args(sens)
+
+def _add_sensitivity_args(sens: argparse.ArgumentParser) -> None:
     sens.add_argument("--scales", default="0.5,1,2,5", metavar="S,S,...",
                       help="prior scales, as multiples of each component's default scale "
                            "(default 0.5,1,2,5)")
@@ -137,19 +155,6 @@ def build_parser() -> argparse.ArgumentParser:
                       help="power-scaling sensitivity threshold (default 0.05)")
     sens.add_argument("--executor", choices=("threads", "processes"), default="threads",
                       help="where grid points run (default threads: one compiled model shared)")
-    sens.add_argument("--json", action="store_true",
-                      help="print one JSON object (components, fixed, sweep) as the last line")
-    _add_sampling_args(sens)
-
-    demo = sub.add_parser(
-        "demo", help="run the seed notebook's nested and crossed analyses",
-        description="Fit the seed notebook's nested and crossed variance-component models three "
-                    "ways each (statsmodels-style formula, lme4 formula, VCSpec arrays), check "
-                    "that they agree, then compare REML with NUTS.")
-    demo.add_argument("--draws", type=_positive_int, default=1000, metavar="N", help="NUTS draws per chain")
-    demo.add_argument("--quiet", action="store_true", help="less output, no progress bars")
-    demo.add_argument("--no-nuts", action="store_true", dest="no_nuts", help="REML only")
-    return parser
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -160,8 +165,6 @@ def _one_line(err) -> str:
 
 
 def _read_csv(path: str):
-    import pandas as pd
-
     try:
         return pd.read_csv(path)
     except FileNotFoundError:
@@ -207,8 +210,6 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 def _model_from_args(args):
     """The VCModel that DATA.csv, FORMULA and the model options (:func:`_add_model_args`) describe."""
-    from .model import VCModel
-
     vc = _parse_vc(args.vc)
     if (vc or args.re_formula is not None) and args.groups is None:
         raise UsageError("--re-formula and --vc need --groups (the statsmodels-style grouping column)")
@@ -248,8 +249,6 @@ def _fit(args) -> int:
 
 
 def _compare(args) -> int:
-    from .comparison import compare_model
-
     if not 0 < args.ci_prob < 1:
         raise UsageError(f"--ci-prob must lie in (0, 1), got {args.ci_prob}")
     model = _model_from_args(args)
@@ -278,10 +277,6 @@ def _csv_list(text: str | None, what: str, conv=str) -> list | None:
 
 
 def _sensitivity(args) -> int:
-    from .pymc_model import can_collapse
-    from .sensitivity import sensitivity
-    from .sweep import prior_sweep, sample_cached
-
     scales = _csv_list(args.scales, "--scales", float)
     if any(not s > 0 for s in scales):
         raise UsageError(f"--scales must be positive, got {args.scales!r}")
@@ -289,7 +284,7 @@ def _sensitivity(args) -> int:
         raise UsageError(f"--threshold must lie in (0, 1), got {args.threshold}")
     model = _model_from_args(args)
     t0 = time.perf_counter()
-    light = can_collapse(model.design)  # the collapsed likelihood needs no random-effect draws
+    light = model.design.scalar  # the collapsed likelihood needs no random-effect draws
     result = sample_cached(model, draws=args.draws, tune=args.tune, chains=args.chains,
                            random_seed=args.seed, progressbar=False,
                            **({"thin_random_effects": args.draws, "log_likelihood": False} if light
@@ -320,17 +315,11 @@ def _sensitivity(args) -> int:
 
 
 def _demo(args) -> int:
-    from .demo import run_demo
-
     return run_demo(draws=args.draws, nuts=not args.no_nuts, quiet=args.quiet)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
-    import pandas as pd
-
-    from .checks import SpecificationError
-
     parser = build_parser()
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .spec import VCSpec
+
 
 def generate_nested(n_group1=200, n_group2=20, n_rep=10, group1_sd=2, group2_sd=3, unexplained_sd=4):
     """Two-level nested design: ``group2`` labels nested within ``group1``."""
@@ -46,8 +48,6 @@ def seed_data(seed: int = 3123) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def nested_vcspec(df: pd.DataFrame):
     """The seed's hand-built VCSpec for the nested design (one indicator block per group1)."""
-    from .spec import VCSpec
-
     mats, colnames = [], []
     for _, x in df.groupby("group1", sort=True):
         u = np.sort(x.group2.unique())
@@ -58,8 +58,6 @@ def nested_vcspec(df: pd.DataFrame):
 
 def crossed_vcspec(df: pd.DataFrame):
     """The seed's hand-built VCSpec for the crossed design (one group holding everything)."""
-    from .spec import VCSpec
-
     def f(g):
         u = np.sort(g.unique())
         return [(g.to_numpy()[:, None] == u[None, :]).astype(float)], [["%d" % z for z in u]]

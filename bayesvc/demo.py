@@ -15,6 +15,7 @@ import numpy as np
 
 from . import datasets
 from .model import VCModel
+from .views import compare, variance_shares
 
 #: relative tolerance for "the three ways to state a model give the same REML fit"
 AGREE_RTOL = 1e-6
@@ -111,9 +112,6 @@ def run_demo(draws: int = 1000, nuts: bool = True, quiet: bool = False, tune: in
 
     if not nuts:
         return status
-    from .comparison import compare
-    from .decomposition import variance_shares
-
     for label, (model, reml) in fitted.items():
         _rule(f"{label} design: NUTS ({chains} chains x {draws} draws, {tune} tuning) vs REML", out)
         posterior = model.sample(draws=draws, tune=tune, chains=chains, random_seed=seed,

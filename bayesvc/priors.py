@@ -1,368 +1,274 @@
-"""Prior objects (plain data) and data-scaled defaults. No PyMC import at module level.
+"""Priors as plain data, their data-scaled defaults, and the scale algebra prior sweeps use.
 
-Defaults (weakly informative and invariant to the units of y and x, in the spirit of rstanarm's
-autoscaling): every component SD and the residual SD get ``HalfNormal(2.5 * sd(y))``; each fixed
-effect gets ``Normal(0, 2.5 * rms(y) / rms(x_j))`` where rms is the root mean square of the column
-(for the intercept ``2.5 * rms(y)``).
+No PyMC here: a prior is a family name (``pm_name``, the PyMC distribution that
+:mod:`bayesvc.estimators.bayes.model` builds from it) plus its parameters, and knows its SciPy
+density. Defaults (weakly informative and invariant to the units of y and x, in the spirit of
+rstanarm's autoscaling): every component SD and the residual SD get ``HalfNormal(2.5 * sd(y))``;
+each fixed effect gets ``Normal(0, 2.5 * rms(y) / rms(x_j))`` where rms is the root mean square of
+the column (for the intercept ``2.5 * rms(y)``).
+
+The *scale* of an SD prior is in the SD's own units: ``sigma`` (half-normal, half-t), ``beta``
+(half-Cauchy), the mean ``1 / lam`` (exponential). Prior sweeps vary it; the *swept parameter*
+(``param_name``) enters the PyMC model as data, so a sweep changes data, not the compiled graph.
+
+>>> p = bvc.HalfNormal(2.0)
+>>> p.scale, p.with_scale(5.0), p.scaled(0.5), bvc.Exponential(0.5).scale
+(2.0, HalfNormal(sigma=5.0), HalfNormal(sigma=1.0), 2.0)
+>>> bool(np.isclose(p.logpdf(0.0), np.log(2 / (2.0 * np.sqrt(2 * np.pi)))))
+True
+>>> [round(float(x), 3) for x in (p.ppf(0.5), bvc.HalfStudentT(3, 2.0).ppf(0.5))]
+[1.349, 1.53]
+>>> bvc.HalfNormal(-1)
+Traceback (most recent call last):
+...
+bayesvc.errors.SpecificationError: HalfNormal(sigma=-1): sigma must be a positive finite number
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
+from typing import ClassVar
 
 import numpy as np
 from scipy import stats
 
-from .checks import fail
+from .errors import fail
 
 
 @dataclass(frozen=True)
 class Prior:
-    """Base class: a named family with parameters.
+    """Base class: a named family with parameters (immutable plain data).
 
-    Priors are immutable plain data. They are passed to the estimators as a dict mapping a
-    component name, ``"Residual"``, a fixed-effect name or ``"fixed"`` (every fixed effect) to a
-    prior; anything not named keeps its data-scaled default (module docstring).
+    Priors are passed to the estimators as a dict mapping a component name, ``"Residual"``, a
+    fixed-effect name or ``"fixed"`` (every fixed effect) to a prior; anything not named keeps its
+    data-scaled default (module docstring). Subclasses only declare their parameters and
+    :meth:`dist`; everything else is defined here once.
 
     Examples
     --------
-    >>> import numpy as np, pandas as pd, bayesvc as bvc
-    >>> isinstance(bvc.HalfNormal(2.0), bvc.Prior)
-    True
-    >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
-    >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
     >>> priors = {"g": bvc.HalfStudentT(3, 2.0), "Residual": bvc.Exponential(1.0),
     ...           "fixed": bvc.Normal(0, 10)}
     >>> model.fit_map(priors=priors).priors.sd["g"]
     HalfStudentT(nu=3, sigma=2.0)
     """
 
-    def pymc(self, name: str, **kw):  # pragma: no cover - abstract
-        """The PyMC random variable ``name`` with this prior (inside a ``pymc.Model`` context).
+    #: name of the PyMC distribution (``pymc.<pm_name>``)
+    pm_name: ClassVar[str] = ""
+    #: the parameter prior sweeps vary (None: nothing to vary)
+    param_name: ClassVar[str | None] = None
+    #: whether ``param_name`` is a rate (the scale is its inverse)
+    scale_is_rate: ClassVar[bool] = False
+    #: parameters that must be positive
+    positive_params: ClassVar[tuple[str, ...]] = ()
 
-        ``param=`` (SD priors) replaces the swept parameter, e.g. by a ``pm.Data`` variable.
+    def __init_subclass__(cls, pm_name: str = "", param: str | None = None, rate: bool = False,
+                          positive: tuple[str, ...] | None = None, **kw):
+        """Subclasses declare their PyMC name, swept parameter and positive parameters in the class
+        statement (``class HalfNormal(Prior, pm_name="HalfNormal", param="sigma")``)."""
+        super().__init_subclass__(**kw)
+        cls.pm_name, cls.param_name, cls.scale_is_rate = pm_name or cls.pm_name, param, rate
+        cls.positive_params = positive if positive is not None else ((param,) if param else ())
 
-        Examples
-        --------
-        >>> import pymc as pm
-        >>> from bayesvc import HalfNormal
-        >>> with pm.Model() as m:
-        ...     sd = HalfNormal(2.0).pymc("sd")
-        >>> [v.name for v in m.free_RVs]
-        ['sd']
-        """
+    def __post_init__(self):
+        for name in self.positive_params:
+            v = getattr(self, name)
+            ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+            if not ok or not np.isfinite(v) or v <= 0:
+                fail(f"{self!r}: {name} must be a positive finite number")
+
+    def dist(self):
+        """The frozen SciPy distribution (``None`` for improper priors)."""
         raise NotImplementedError
 
-    def logpdf(self, x):  # pragma: no cover - abstract
-        """Log density at ``x`` (NumPy; array-valued for array ``x``).
+    @property
+    def params(self) -> dict:
+        """The parameters by name, as PyMC takes them."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from bayesvc import HalfNormal
-        >>> bool(np.isclose(HalfNormal(1.0).logpdf(0.0), np.log(2 / np.sqrt(2 * np.pi))))
-        True
-        """
-        raise NotImplementedError
+    def logpdf(self, x):
+        """Log density at ``x`` (NumPy; array-valued for array ``x``)."""
+        return self.dist().logpdf(x)
+
+    def ppf(self, q):
+        """Quantiles (inverse CDF)."""
+        return self.dist().ppf(q)
+
+    def rvs(self, size, rng):
+        """``size`` random draws using the NumPy Generator ``rng``."""
+        return self.dist().rvs(size=size, random_state=rng)
 
     @property
     def flat(self) -> bool:
-        """Whether the prior is (improper) flat.
-
-        Examples
-        --------
-        >>> from bayesvc import Flat, HalfNormal
-        >>> Flat().flat, HalfNormal().flat
-        (True, False)
-        """
+        """Whether the prior is (improper) flat."""
         return False
-
-    #: name of the scale-like parameter that prior sweeps vary (None: nothing to vary)
-    param_name = None
 
     @property
     def param_value(self):
-        """Value of the parameter named by ``param_name`` (``None`` when there is none).
-
-        Examples
-        --------
-        >>> from bayesvc import Exponential, HalfCauchy
-        >>> HalfCauchy(2.0).param_value, Exponential(0.5).param_value
-        (2.0, 0.5)
-        """
+        """Value of the parameter named by ``param_name`` (``None`` when there is none)."""
         return getattr(self, self.param_name) if self.param_name else None
 
     def with_param(self, value) -> "Prior":
-        """A copy with the ``param_name`` parameter set to ``value`` (the prior itself when none).
-
-        Examples
-        --------
-        >>> from bayesvc import HalfStudentT
-        >>> HalfStudentT(3, 1.0).with_param(5.0)
-        HalfStudentT(nu=3, sigma=5.0)
-        """
-        from dataclasses import replace
-
+        """A copy with the ``param_name`` parameter set to ``value`` (the prior itself when none)."""
         return replace(self, **{self.param_name: value}) if self.param_name else self
 
-    def rvs(self, size, rng):  # pragma: no cover - abstract
-        """``size`` random draws using the NumPy Generator ``rng``.
+    @property
+    def scale(self) -> float:
+        """The scale in the SD's own units (``nan`` when the prior has none)."""
+        if self.param_name is None:
+            return float("nan")
+        v = float(self.param_value)
+        return 1.0 / v if self.scale_is_rate else v
 
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from bayesvc import HalfNormal
-        >>> x = HalfNormal(2.0).rvs(1000, np.random.default_rng(0))
-        >>> x.shape, bool((x >= 0).all())
-        ((1000,), True)
-        """
-        raise NotImplementedError
+    def with_scale(self, scale: float) -> "Prior":
+        """A copy with :attr:`scale` set to ``scale``."""
+        if self.param_name is None:
+            return self
+        return self.with_param(1.0 / float(scale) if self.scale_is_rate else float(scale))
 
     def scaled(self, factor: float) -> "Prior":
-        """The same family with its scale multiplied by ``factor`` (for prior sweeps).
-
-        Examples
-        --------
-        >>> from bayesvc import Exponential, HalfNormal
-        >>> HalfNormal(2.0).scaled(3)
-        HalfNormal(sigma=6.0)
-        >>> Exponential(2.0).scaled(2)        # the mean 1/lam doubles
-        Exponential(lam=1.0)
-        """
-        raise NotImplementedError
+        """The same family with its scale multiplied by ``factor``."""
+        return self if self.param_name is None else self.with_scale(self.scale * factor)
 
 
-@dataclass(frozen=True)
-class HalfNormal(Prior):
-    """Half-normal prior on an SD: ``sigma`` is the scale of the parent normal.
+class _HalfT:
+    """The half Student-t (SciPy has none): the t folded at zero."""
 
-    The default for every component SD and the residual SD, with ``sigma = 2.5 * sd(y)``.
-
-    Parameters
-    ----------
-    sigma : float, default 1.0
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from bayesvc import HalfNormal
-    >>> p = HalfNormal(2.0)
-    >>> p, p.scaled(0.5)
-    (HalfNormal(sigma=2.0), HalfNormal(sigma=1.0))
-    >>> bool(np.isclose(p.logpdf(0.0), np.log(2 / (2.0 * np.sqrt(2 * np.pi)))))
-    True
-    """
-
-    sigma: float = 1.0
-    param_name = "sigma"
-
-    def pymc(self, name, param=None, **kw):
-        import pymc as pm
-
-        return pm.HalfNormal(name, sigma=self.sigma if param is None else param, **kw)
+    def __init__(self, nu, sigma):
+        self.t = stats.t(df=nu, scale=sigma)
 
     def logpdf(self, x):
-        return stats.halfnorm.logpdf(x, scale=self.sigma)
+        x = np.asarray(x, dtype=float)
+        return np.where(x >= 0, np.log(2) + self.t.logpdf(x), -np.inf)
 
-    def rvs(self, size, rng):
-        return np.abs(rng.normal(0, self.sigma, size))
+    def ppf(self, q):
+        return self.t.ppf((1 + np.asarray(q, dtype=float)) / 2)
 
-    def scaled(self, factor):
-        return HalfNormal(self.sigma * factor)
+    def rvs(self, size, random_state):
+        return np.abs(self.t.rvs(size=size, random_state=random_state))
 
 
 @dataclass(frozen=True)
-class HalfStudentT(Prior):
-    """Half Student-t prior on an SD: ``nu`` degrees of freedom, scale ``sigma``.
+class HalfNormal(Prior, pm_name="HalfNormal", param="sigma"):
+    """Half-normal prior on an SD: ``sigma`` is the scale of the parent normal (the default)."""
 
-    Heavier-tailed than :class:`HalfNormal`; prior sweeps vary ``sigma`` and keep ``nu``.
+    sigma: float = 1.0
 
-    Parameters
-    ----------
-    nu : float, default 3.0
-    sigma : float, default 1.0
+    def dist(self):
+        return stats.halfnorm(scale=self.sigma)
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from bayesvc import HalfNormal, HalfStudentT
-    >>> p = HalfStudentT(3, 2.0)
-    >>> p.scaled(2)
-    HalfStudentT(nu=3, sigma=4.0)
-    >>> bool(p.logpdf(50.0) > HalfNormal(2.0).logpdf(50.0))     # heavier tail
-    True
-    """
+
+@dataclass(frozen=True)
+class HalfStudentT(Prior, pm_name="HalfStudentT", param="sigma", positive=("nu", "sigma")):
+    """Half Student-t prior on an SD: ``nu`` degrees of freedom, scale ``sigma``; heavier-tailed
+    than :class:`HalfNormal` (sweeps vary ``sigma`` and keep ``nu``)."""
 
     nu: float = 3.0
     sigma: float = 1.0
-    param_name = "sigma"
 
-    def pymc(self, name, param=None, **kw):
-        import pymc as pm
-
-        return pm.HalfStudentT(name, nu=self.nu, sigma=self.sigma if param is None else param, **kw)
-
-    def logpdf(self, x):
-        return np.log(2) + stats.t.logpdf(x, df=self.nu, scale=self.sigma)
-
-    def rvs(self, size, rng):
-        return np.abs(self.sigma * rng.standard_t(self.nu, size))
-
-    def scaled(self, factor):
-        return HalfStudentT(self.nu, self.sigma * factor)
+    def dist(self):
+        return _HalfT(self.nu, self.sigma)
 
 
 @dataclass(frozen=True)
-class HalfCauchy(Prior):
-    """Half-Cauchy prior on an SD with scale ``beta`` (a half Student-t with one degree of freedom).
-
-    Parameters
-    ----------
-    beta : float, default 1.0
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from bayesvc import HalfCauchy, HalfStudentT
-    >>> bool(np.isclose(HalfCauchy(2.0).logpdf(1.5), HalfStudentT(1, 2.0).logpdf(1.5)))
-    True
-    >>> HalfCauchy(2.0).param_name
-    'beta'
-    """
+class HalfCauchy(Prior, pm_name="HalfCauchy", param="beta"):
+    """Half-Cauchy prior on an SD with scale ``beta`` (a half Student-t with one degree of freedom)."""
 
     beta: float = 1.0
-    param_name = "beta"
 
-    def pymc(self, name, param=None, **kw):
-        import pymc as pm
-
-        return pm.HalfCauchy(name, beta=self.beta if param is None else param, **kw)
-
-    def logpdf(self, x):
-        return stats.halfcauchy.logpdf(x, scale=self.beta)
-
-    def rvs(self, size, rng):
-        return np.abs(self.beta * rng.standard_cauchy(size))
-
-    def scaled(self, factor):
-        return HalfCauchy(self.beta * factor)
+    def dist(self):
+        return stats.halfcauchy(scale=self.beta)
 
 
 @dataclass(frozen=True)
-class Exponential(Prior):
-    """Exponential prior on an SD with rate ``lam`` (mean ``1/lam``).
-
-    Parameters
-    ----------
-    lam : float, default 1.0
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from bayesvc import Exponential
-    >>> p = Exponential(0.5)
-    >>> float(p.logpdf(0.0)) == float(np.log(0.5))
-    True
-    >>> p.scaled(2)                      # scaling the SD halves the rate
-    Exponential(lam=0.25)
-    """
+class Exponential(Prior, pm_name="Exponential", param="lam", rate=True):
+    """Exponential prior on an SD with rate ``lam`` (its scale is the mean ``1 / lam``)."""
 
     lam: float = 1.0
-    param_name = "lam"
 
-    def pymc(self, name, param=None, **kw):
-        import pymc as pm
-
-        return pm.Exponential(name, lam=self.lam if param is None else param, **kw)
-
-    def logpdf(self, x):
-        return stats.expon.logpdf(x, scale=1 / self.lam)
-
-    def rvs(self, size, rng):
-        return rng.exponential(1 / self.lam, size)
-
-    def scaled(self, factor):
-        return Exponential(self.lam / factor)
+    def dist(self):
+        return stats.expon(scale=1 / self.lam)
 
 
 @dataclass(frozen=True)
 class Flat(Prior):
-    """Improper flat prior (on the positive half-line for SDs).
+    """Improper flat prior (on the positive half-line for SDs; ``positive=False`` for fixed effects).
 
     The string ``"flat"`` in a priors dict stands for it. With flat priors the posterior mode is
     the ML (or, with ``integrate_fixed=True``, the REML) estimate.
-
-    Parameters
-    ----------
-    positive : bool, default True
-        Restrict to the positive half-line (SDs); ``False`` for fixed effects.
-
-    Examples
-    --------
-    >>> from bayesvc import Flat
-    >>> Flat().logpdf([-1.0, 2.0]).tolist(), Flat(positive=False).logpdf([-1.0, 2.0]).tolist()
-    ([-inf, 0.0], [0.0, 0.0])
-    >>> Flat().scaled(10)
-    Flat(positive=True)
     """
 
     positive: bool = True
 
-    def pymc(self, name, param=None, **kw):
-        import pymc as pm
+    def dist(self):
+        return None
 
-        return (pm.HalfFlat if self.positive else pm.Flat)(name, **kw)
+    @property
+    def pm_name(self) -> str:  # type: ignore[override]
+        return "HalfFlat" if self.positive else "Flat"
+
+    @property
+    def params(self) -> dict:
+        return {}
 
     def logpdf(self, x):
         x = np.asarray(x, dtype=float)
         return np.where(x >= 0, 0.0, -np.inf) if self.positive else np.zeros_like(x)
 
-    @property
-    def flat(self):
-        return True
+    def ppf(self, q):
+        return np.full(np.shape(q), np.nan)
 
-    def scaled(self, factor):
-        return self
+    @property
+    def flat(self) -> bool:
+        return True
 
 
 @dataclass(frozen=True)
-class Normal(Prior):
-    """Normal prior for fixed effects.
-
-    The default for a fixed effect ``x_j`` is ``Normal(0, 2.5 * rms(y) / rms(x_j))``.
-
-    Parameters
-    ----------
-    mu : float, default 0.0
-    sigma : float, default 1.0
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from bayesvc import Normal
-    >>> p = Normal(0.0, 10.0)
-    >>> bool(np.isclose(p.logpdf(0.0), -np.log(10.0 * np.sqrt(2 * np.pi))))
-    True
-    >>> p.scaled(0.1)
-    Normal(mu=0.0, sigma=1.0)
-    """
+class Normal(Prior, pm_name="Normal", positive=("sigma",)):
+    """Normal prior for fixed effects (default ``Normal(0, 2.5 * rms(y) / rms(x_j))``)."""
 
     mu: float = 0.0
     sigma: float = 1.0
 
-    def pymc(self, name, param=None, **kw):
-        import pymc as pm
+    def dist(self):
+        return stats.norm(self.mu, self.sigma)
 
-        return pm.Normal(name, mu=self.mu, sigma=self.sigma, **kw)
-
-    def logpdf(self, x):
-        return stats.norm.logpdf(x, self.mu, self.sigma)
-
-    def scaled(self, factor):
+    def scaled(self, factor: float) -> "Normal":
         return Normal(self.mu, self.sigma * factor)
 
 
 SD_FAMILIES = (HalfNormal, HalfStudentT, HalfCauchy, Exponential, Flat)
+
+#: families a sweep can be asked for by name, as functions of the scale
+FAMILIES = {
+    "halfnormal": lambda s: HalfNormal(s),
+    "halfstudentt": lambda s: HalfStudentT(3.0, s),
+    "halfcauchy": lambda s: HalfCauchy(s),
+    "exponential": lambda s: Exponential(1.0 / s),
+}
+_ALIASES = {"half_normal": "halfnormal", "hn": "halfnormal", "halft": "halfstudentt",
+            "half_student_t": "halfstudentt", "studentt": "halfstudentt", "student_t": "halfstudentt",
+            "half_cauchy": "halfcauchy", "cauchy": "halfcauchy", "exp": "exponential"}
+
+
+def sd_family(f, what: str = "prior_sweep") -> tuple[str, Prior, bool]:
+    """``(label, template, explicit)`` for an SD-prior family given as a name (template at scale
+    1) or as a :class:`Prior` instance (``explicit``: its own scale is the one to multiply)."""
+    if isinstance(f, Prior):
+        if f.param_name is None:
+            fail(f"{what}: {f!r} has no scale to vary")
+        return type(f).__name__.lower(), f, True
+    if not isinstance(f, str):
+        fail(f"{what}: a family is a name {sorted(FAMILIES)} or a Prior instance, got {f!r}")
+    key = f.lower().replace("-", "").replace(" ", "")
+    key = _ALIASES.get(key, key)
+    if key not in FAMILIES:
+        fail(f"{what}: unknown family {f!r}; use one of {sorted(FAMILIES)} or a Prior instance")
+    return key, FAMILIES[key](1.0), False
+
+
+def prior_data_name(name: str) -> str:
+    """Name of the model-data variable holding the swept parameter of ``name``'s prior."""
+    return f"prior_{name}"
 
 
 @dataclass(frozen=True)
@@ -383,9 +289,6 @@ class PriorSet:
 
     Examples
     --------
-    >>> import numpy as np, pandas as pd, bayesvc as bvc
-    >>> df = bvc.datasets.example_data()  # 8 groups x 6, columns g, y
-    >>> model = bvc.VCModel.from_formula("y ~ 1 + (1|g)", data=df)
     >>> ps = model.fit_map(priors={"g": bvc.HalfCauchy(1.0)}).priors
     >>> ps.sd["g"], type(ps.residual).__name__, list(ps.fixed)
     (HalfCauchy(beta=1.0), 'HalfNormal', ['Intercept'])
@@ -393,6 +296,8 @@ class PriorSet:
     ...                       {"Intercept": bvc.Normal(0, 5)})
     >>> model.fit_map(priors=custom).priors is custom
     True
+    >>> custom.describe()["sd"], custom.data()
+    ({'g': 'HalfNormal(sigma=1.0)'}, {'prior_g': 1.0, 'prior_Residual': 2.0})
     """
 
     sd: dict  # component -> Prior
@@ -400,21 +305,35 @@ class PriorSet:
     fixed: dict  # fixed-effect name -> Prior
 
     def describe(self) -> dict:
-        """The priors as plain strings (the CLI's JSON output).
-
-        Examples
-        --------
-        >>> from bayesvc import HalfNormal, Normal, PriorSet
-        >>> ps = PriorSet({"g": HalfNormal(1.0)}, HalfNormal(2.0), {"Intercept": Normal(0, 5)})
-        >>> ps.describe()  # doctest: +NORMALIZE_WHITESPACE
-        {'sd': {'g': 'HalfNormal(sigma=1.0)'}, 'Residual': 'HalfNormal(sigma=2.0)',
-         'fixed': {'Intercept': 'Normal(mu=0, sigma=5)'}}
-        """
+        """The priors as plain strings (the CLI's JSON output)."""
         return {"sd": {k: repr(v) for k, v in self.sd.items()}, "Residual": repr(self.residual),
                 "fixed": {k: repr(v) for k, v in self.fixed.items()}}
 
+    def structure(self) -> tuple:
+        """What a compiled model depends on: every prior with its swept parameter neutralised
+        (two sets with equal structure differ only in data)."""
+        def norm(p):
+            return repr(p.with_param(1.0)) if p.param_name else repr(p)
+
+        return (tuple((c, norm(p)) for c, p in self.sd.items()), norm(self.residual),
+                tuple((n, norm(p)) for n, p in self.fixed.items()))
+
+    def data(self, names=None) -> dict:
+        """``prior_<name>`` -> the swept parameter's value (only the ``names`` given, if any)."""
+        out = {prior_data_name(c): float(p.param_value) for c, p in self.sd.items() if p.param_name}
+        if self.residual.param_name:
+            out[prior_data_name("Residual")] = float(self.residual.param_value)
+        if names is not None:
+            out = {k: v for k, v in out.items() if k in names}
+        return out
+
+    def replace_sd(self, component: str, prior: Prior) -> "PriorSet":
+        """A copy with ``component``'s SD prior replaced."""
+        return PriorSet({**self.sd, component: prior}, self.residual, self.fixed)
+
 
 def default_priors(design) -> PriorSet:
+    """The data-scaled defaults of the module docstring."""
     y = design.y
     sy = float(np.std(y)) or 1.0
     ry = float(np.sqrt(np.mean(y**2))) or 1.0
@@ -441,17 +360,18 @@ def resolve_priors(design, priors=None) -> PriorSet:
         fail(f"priors must be a dict of name -> Prior, got {type(priors).__name__}")
     sd, fixed, residual = dict(base.sd), dict(base.fixed), base.residual
     for key, p in priors.items():
-        if p == "flat":
+        if isinstance(p, str) and p == "flat":
             p = Flat(positive=key not in fixed and key != "fixed")
         if not isinstance(p, Prior):
             fail(f"priors[{key!r}] must be a Prior such as bvc.HalfNormal(5), got {p!r}")
-        if key == "Residual":
-            residual = p
-        elif key in sd:
+        if key == "Residual" or key in sd:
             if not isinstance(p, SD_FAMILIES):
                 fail(f"priors[{key!r}]: an SD prior must be HalfNormal, HalfStudentT, HalfCauchy, "
                      f"Exponential or Flat, got {type(p).__name__}")
-            sd[key] = p
+            if key == "Residual":
+                residual = p
+            else:
+                sd[key] = p
         elif key == "fixed":
             fixed = {k: (Flat(positive=False) if p.flat else p) for k in fixed}
         elif key in fixed:

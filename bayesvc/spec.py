@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .checks import fail
+from .errors import fail
 
 
 @dataclass(frozen=True)

@@ -59,9 +59,6 @@ shared machine badly: on the 2-core box, under load, one crossed-design ``loglik
 with ``OPENBLAS_NUM_THREADS=1`` and ~365 ms with 2. ``--blas-threads N`` sets
 ``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` for both engines' children alike
 (the default leaves the environment as it is, i.e. what a user gets out of the box).
-
-``VCModel.sample`` is used when it exists; otherwise the child falls back to
-``bayesvc.sampling.sample(m.design, ..., kernel=m.kernel)`` (same result object).
 """
 
 from __future__ import annotations
@@ -126,13 +123,8 @@ t0 = time.perf_counter()
 m = bvc.VCModel.from_formula(formula, data=data)
 t_build = time.perf_counter() - t0
 t0 = time.perf_counter()
-if hasattr(m, "sample"):
-    api = "VCModel.sample"
-    r = m.sample(draws=D, tune=T, chains=C, random_seed=S, progressbar=False)
-else:
-    from bayesvc.sampling import sample
-    api = "bayesvc.sampling.sample"
-    r = sample(m.design, draws=D, tune=T, chains=C, random_seed=S, progressbar=False, kernel=m.kernel)
+api = "VCModel.sample"
+r = m.sample(draws=D, tune=T, chains=C, random_seed=S, progressbar=False)
 t_fit = time.perf_counter() - t0
 post = r.idata["posterior"]
 ess = azs.ess(r.idata, var_names=["sd", "sigma"], method="bulk")

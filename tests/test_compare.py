@@ -11,7 +11,8 @@ import pytest
 
 import bayesvc as bvc
 from bayesvc.cli import main
-from bayesvc.comparison import COLUMNS, Comparison, compare, compare_model, posterior_at_zero
+from bayesvc import compare_model
+from bayesvc.views.comparison import COLUMNS, Comparison, compare, posterior_at_zero
 
 DATA = Path(__file__).parent / "data"
 PEN_FORMULA = "diameter ~ 1 + (1|plate) + (1|sample)"

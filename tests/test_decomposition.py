@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 import bayesvc as bvc
-from bayesvc.decomposition import _reml_cov, icc, ranef, variance_shares
+from bayesvc.estimators.information import variance_covariance
+from bayesvc.views.decomposition import icc, ranef, variance_shares
 
 DATA = Path(__file__).parent / "data"
 NUTS = dict(draws=300, tune=300, chains=2, progressbar=False)
@@ -49,7 +50,7 @@ def test_reml_shares_sum_to_one(pen, pastes):
 
 def test_reml_delta_covariance_matches_reported_ses(pen, pastes):
     for m, r in ((pen[0], pen[1]), pastes):
-        free, cov = _reml_cov(r, m.kernel)
+        free, cov = variance_covariance(m.kernel, r.vcomp.to_numpy(), r.scale, r.method == "REML")
         se = np.sqrt(np.diag(cov))
         np.testing.assert_allclose(se, [*r.vcomp_se, r.scale_se], rtol=2e-3)
 
@@ -84,7 +85,7 @@ def test_boundary_share_has_no_interval():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         r = m.fit_reml()
-    s = variance_shares(r, kernel=m.kernel).set_index("component")
+    s = variance_shares(r).set_index("component")
     assert s.share["Batch"] == 0.0 and s.share["Residual"] == 1.0
     assert s[["lower", "upper"]].isna().all().all()
 

@@ -190,18 +190,18 @@ def test_partial_collapse_matches_full(small_nested):
 
 
 def test_cost_rule_picks_partial_for_large_crossed():
-    from bayesvc.pymc_model import choose_marginalization
+    from bayesvc.estimators.plan import plan_marginalization
 
     rng = np.random.default_rng(0)
     n = 6000
     df = pd.DataFrame({"a": rng.integers(0, 900, n), "b": rng.integers(0, 600, n)})
     df["y"] = rng.normal(size=900)[df.a] + rng.normal(size=600)[df.b] + rng.normal(size=n)
     m = bvc.VCModel.from_formula("y ~ 1 + (1|a) + (1|b)", data=df)
-    assert choose_marginalization(m.design, True, m.kernel) == "partial"
+    assert plan_marginalization(m.design, True, m.kernel).kind == "partial"
     small = bvc.VCModel.from_formula("y ~ 1 + (1|a) + (1|b)", data=df.assign(b=df.b % 50))
-    assert choose_marginalization(small.design, True, small.kernel) == "full"
+    assert plan_marginalization(small.design, True, small.kernel).kind == "full"
     with pytest.raises(bvc.SpecificationError, match="marginalize"):
-        choose_marginalization(m.design, "sometimes")
+        plan_marginalization(m.design, "sometimes")
 
 
 def test_pymc_sampler_runs_the_collapsed_op(penicillin):

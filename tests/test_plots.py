@@ -12,8 +12,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 import bayesvc as bvc  # noqa: E402
-from bayesvc import plots  # noqa: E402
-from bayesvc.decomposition import variance_shares  # noqa: E402
+from bayesvc.views import plots  # noqa: E402
+from bayesvc.views.decomposition import variance_shares  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 

@@ -14,10 +14,11 @@ import pandas as pd
 import pytest
 
 import bayesvc as bvc
-import bayesvc.sampling
+import bayesvc.estimators.bayes.cache as bayes_cache
 from bayesvc.cli import main
-from bayesvc.sensitivity import DIAGNOSES, SensitivityResult, sensitivity
-from bayesvc.sweep import SweepResult, clear_cache, prior_sweep, sample_cached
+from bayesvc.estimators.bayes import clear_cache
+from bayesvc.studies import SweepResult, prior_sweep, sample_cached
+from bayesvc.studies.sensitivity import DIAGNOSES, SensitivityResult, sensitivity
 
 matplotlib.use("Agg")
 
@@ -48,13 +49,13 @@ def model(dyestuff2_csv):
 @pytest.fixture
 def compile_counter(monkeypatch):
     calls = []
-    real = bayesvc.sampling.compile_nutpie
+    real = bayes_cache.compile_nutpie
 
     def counting(m):
         calls.append(m)
         return real(m)
 
-    monkeypatch.setattr(bayesvc.sampling, "compile_nutpie", counting)
+    monkeypatch.setattr(bayes_cache, "compile_nutpie", counting)
     return calls
 
 
@@ -62,14 +63,14 @@ def compile_counter(monkeypatch):
 def sweep(model):
     clear_cache()
     calls = []
-    real = bayesvc.sampling.compile_nutpie
-    bayesvc.sampling.compile_nutpie = lambda m: calls.append(m) or real(m)
+    real = bayes_cache.compile_nutpie
+    bayes_cache.compile_nutpie = lambda m: calls.append(m) or real(m)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             sw = prior_sweep(model, scales=SCALES, random_seed=5, **KW)
     finally:
-        bayesvc.sampling.compile_nutpie = real
+        bayes_cache.compile_nutpie = real
     return sw, len(calls)
 
 

@@ -1,4 +1,4 @@
-"""statsmodels' MixedLM summary layout (bayesvc.summary)."""
+"""statsmodels' MixedLM summary layout (bayesvc.results.table, bayesvc.results.summaries)."""
 
 import re
 from pathlib import Path
@@ -10,7 +10,8 @@ from scipy.stats import norm
 
 import bayesvc as bvc
 from bayesvc.datasets import generate_nested, nested_vcspec
-from bayesvc.summary import Summary, format_header, format_table, format_value, reml_summary
+from bayesvc.results.summaries import reml_summary
+from bayesvc.results.table import Summary, format_header, format_table, format_value
 
 DATA = Path(__file__).parent / "data"
 

@@ -1,0 +1,138 @@
+"""Spec + data frame -> :class:`~bayesvc.design.Design`: validate every input first, then build the
+fixed-effects matrix (formulae) and one sparse random-effect block per term (from level codes,
+never a dense N x q matrix). The statsmodels array interface is :mod:`bayesvc.design.arrays`.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..errors import fail
+from ..spec import ModelSpec, RETerm
+from . import checks
+from .design import Design, RandomTerm
+
+_INDICATOR = re.compile(r"^\s*(?:0\s*\+\s*C\((\w+)\)|C\((\w+)\)\s*-\s*1|-1\s*\+\s*C\((\w+)\))\s*$")
+
+
+def _factorize(data: pd.DataFrame, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    if len(cols) == 1:
+        codes, uniq = pd.factorize(data[cols[0]], sort=True)
+        return codes, np.asarray([label(u) for u in uniq], dtype=object)
+    key = pd.MultiIndex.from_frame(data[list(cols)])
+    codes, uniq = pd.factorize(key, sort=True)
+    return codes, np.asarray([":".join(label(v) for v in u) for u in uniq], dtype=object)
+
+
+def label(v) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _expr_matrix(expr: str, data: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    import formulae
+
+    e = expr.strip()
+    if e == "1":
+        return np.ones((len(data), 1)), ["Intercept"]
+    try:
+        dm = formulae.design_matrices(e, data, na_action="error")
+    except Exception as err:  # formulae raises plain Exceptions for parse errors
+        fail(f"malformed random-effect expression {expr!r}: {err}")
+    df = dm.common.as_dataframe()
+    return df.to_numpy(dtype=float), [str(c) for c in df.columns]
+
+
+def block_matrix(codes: np.ndarray, E: np.ndarray, n_levels: int) -> sp.csc_matrix:
+    n, p = E.shape
+    rows = np.repeat(np.arange(n), p)
+    cols = (codes[:, None] * p + np.arange(p)[None, :]).ravel()
+    Z = sp.csc_matrix((E.ravel(), (rows, cols)), shape=(n, n_levels * p))
+    Z.eliminate_zeros()
+    return Z
+
+
+def _component_names(name: str, coefs: list[str], intercept_name: str = "Intercept") -> tuple[str, ...]:
+    return tuple(name if c == intercept_name else f"{c}|{name}" for c in coefs)
+
+
+def _bar_term(t: RETerm, data: pd.DataFrame) -> list[RandomTerm]:
+    codes, levels = _factorize(data, t.factor)
+    checks.check_levels(t.factor_name, len(levels), len(data))
+    E, coefs = _expr_matrix(t.expr, data)
+    name = t.name or t.factor_name
+    Z = block_matrix(codes, E, len(levels))
+    return [RandomTerm(name, t.factor_name, tuple(coefs), _component_names(name, coefs), levels, Z,
+                       correlated=t.correlated and len(coefs) > 1)]
+
+
+def _vc_term(t: RETerm, data: pd.DataFrame) -> RandomTerm:
+    """statsmodels variance component: within each group, every column is one random effect."""
+    gcodes, glevels = _factorize(data, (t.within,))
+    m = _INDICATOR.match(t.expr)
+    if m:
+        col = next(g for g in m.groups() if g)
+        if col not in data.columns:
+            fail(f"unknown column {col!r} in vc_formula[{t.name!r}]")
+        ccodes, clevels = _factorize(data, (col,))
+        E_names = list(clevels)
+        vals = np.ones(len(data))
+        pair = gcodes.astype(np.int64) * len(clevels) + ccodes
+    else:
+        E, E_names = _expr_matrix(t.expr, data)
+        n, c = E.shape
+        r, j = np.nonzero(E)
+        vals = E[r, j]
+        pair_all = gcodes[r].astype(np.int64) * c + j
+        uniq, col_idx = np.unique(pair_all, return_inverse=True)
+        levels = np.asarray([f"{glevels[u // c]}:{E_names[u % c]}" for u in uniq], dtype=object)
+        Z = sp.csc_matrix((vals, (r, col_idx)), shape=(n, len(uniq)))
+        checks.check_levels(f"vc_formula[{t.name!r}]", len(uniq), n)
+        return RandomTerm(t.name, t.name, ("",), (t.name,), levels, Z, correlated=False)
+    uniq, col_idx = np.unique(pair, return_inverse=True)
+    nl = len(E_names)
+    levels = np.asarray([f"{glevels[u // nl]}:{E_names[u % nl]}" if len(glevels) > 1 else str(E_names[u % nl])
+                         for u in uniq], dtype=object)
+    Z = sp.csc_matrix((vals, (np.arange(len(data)), col_idx)), shape=(len(data), len(uniq)))
+    checks.check_levels(f"vc_formula[{t.name!r}]", len(uniq), len(data))
+    return RandomTerm(t.name, t.name, ("",), (t.name,), levels, Z, correlated=False)
+
+
+def build_design(spec: ModelSpec, data: pd.DataFrame, missing: str = "error") -> Design:
+    """Validate ``data`` against ``spec`` and build the :class:`Design`.
+
+    Examples
+    --------
+    >>> d = bvc.build_design(bvc.parse_lme4("y ~ 1 + (1|g)"), df)
+    >>> d.nobs, d.fe_names, [t.n_levels for t in d.terms]
+    (48, ('Intercept',), [8])
+    """
+    import formulae
+
+    if not isinstance(data, pd.DataFrame):
+        fail(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    checks.check_not_empty(data)
+    cols = spec.columns
+    checks.check_columns(data, cols, f"formula {spec.formula!r}")
+    data, n_drop = checks.handle_missing(data, cols, missing)
+    data = data.reset_index(drop=True)
+    y = checks.check_response(data[spec.response], spec.response)
+    try:
+        dm = formulae.design_matrices(f"{spec.response} ~ {spec.fixed}", data, na_action="error")
+    except Exception as err:
+        fail(f"malformed fixed-effects formula {spec.fixed!r}: {err}")
+    Xdf = dm.common.as_dataframe()
+    X, names, dropped = checks.drop_rank_deficient(Xdf.to_numpy(dtype=float), [str(c) for c in Xdf.columns])
+    terms: list[RandomTerm] = []
+    for t in spec.re_terms:
+        terms.extend([_vc_term(t, data)] if t.within else _bar_term(t, data))
+    if spec.groups is not None:
+        groups = data[spec.groups].to_numpy()
+    else:
+        groups = _factorize(data, spec.re_terms[0].factor)[0]
+    return Design(y, X, tuple(names), tuple(terms), spec.response, groups, tuple(dropped), n_drop, spec)

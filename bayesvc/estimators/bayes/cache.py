@@ -1,0 +1,121 @@
+"""Compiled-model cache: one built PyMC model and nutpie compilation per design content and prior
+structure, per process.
+
+Every SD prior's swept parameter is model data (``prior_<name>``), so two prior sets with the same
+families (:meth:`bayesvc.PriorSet.structure`) share one compiled model; a fit with other scales
+only swaps that data with ``compiled.with_data(...)``: it costs sampling, not compilation.
+
+The design's content hash (:func:`design_token`) is memoised per :class:`~bayesvc.design.Design`
+instance, so designs of the same data and formula share compiled models. Worker processes fill
+their own cache on first use (the nutpie object does not pickle; designs and kernels do).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import threading
+import time
+import uuid
+import weakref
+from collections import OrderedDict
+from dataclasses import fields, is_dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from ...priors import PriorSet, resolve_priors
+from .model import BuiltModel, build_pymc
+from .sample import compile_nutpie, sample
+
+_CACHE: OrderedDict = OrderedDict()
+_CACHE_MAX = 8
+_CACHE_LOCK = threading.Lock()
+_KEY_LOCKS: dict = {}
+_TOKENS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _feed(h, obj) -> None:
+    """Hash dataclass fields (cached properties must not change the hash), arrays, sparse matrices."""
+    if is_dataclass(obj):
+        h.update(type(obj).__qualname__.encode())
+        for f in fields(obj):
+            h.update(f.name.encode())
+            _feed(h, getattr(obj, f.name))
+    elif isinstance(obj, np.ndarray) and obj.dtype != object:
+        h.update(f"{obj.dtype}{obj.shape}".encode())
+        h.update(np.ascontiguousarray(obj).tobytes())
+    elif sp.issparse(obj):
+        m = sp.csc_matrix(obj)
+        m.sum_duplicates()
+        m.sort_indices()
+        _feed(h, (m.shape, m.data, m.indices, m.indptr))
+    elif isinstance(obj, (tuple, list)):
+        h.update(f"{type(obj).__name__}{len(obj)}".encode())
+        for x in obj:
+            _feed(h, x)
+    else:
+        h.update(pickle.dumps(obj, protocol=5))
+
+
+def design_token(design) -> str:
+    """Content hash of ``design`` (memoised per instance)."""
+    tok = _TOKENS.get(design)
+    if tok is None:
+        try:
+            h = hashlib.sha1()
+            _feed(h, design)
+            tok = h.hexdigest()
+        except Exception:  # noqa: BLE001 - an unpicklable design: this instance only
+            tok = uuid.uuid4().hex
+        _TOKENS[design] = tok
+    return tok
+
+
+def clear_cache() -> None:
+    """Forget every compiled model of this process."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+        _KEY_LOCKS.clear()
+
+
+def cached_build(design, priors: PriorSet, kernel=None, token: str | None = None):
+    """``(BuiltModel, nutpie compiled model, compile seconds)`` for ``priors``' structure, from this
+    process's cache (0 seconds on a hit). The compiled object holds the scales it was built with."""
+    key = (token or design_token(design), priors.structure())
+    with _CACHE_LOCK:
+        lock = _KEY_LOCKS.setdefault(key, threading.Lock())
+    with lock:
+        with _CACHE_LOCK:
+            hit = _CACHE.get(key)
+            if hit is not None:
+                _CACHE.move_to_end(key)
+                return hit[0], hit[1], 0.0
+        t0 = time.perf_counter()
+        built = build_pymc(design, priors, marginalize=True, kernel=kernel)
+        compiled = compile_nutpie(built.model)
+        seconds = time.perf_counter() - t0
+        with _CACHE_LOCK:
+            _CACHE[key] = (built, compiled)
+            while len(_CACHE) > _CACHE_MAX:
+                old, _ = _CACHE.popitem(last=False)
+                _KEY_LOCKS.pop(old, None)
+        return built, compiled, seconds
+
+
+def compiled_model(design, priors=None, kernel=None, token: str | None = None) -> tuple[BuiltModel, object]:
+    """The built model and its nutpie compilation set to ``priors``' scales."""
+    ps = resolve_priors(design, priors)
+    built, compiled, _ = cached_build(design, ps, kernel, token)
+    return built, compiled.with_data(**ps.data(built.model.named_vars))
+
+
+def sample_cached(design, priors=None, kernel=None, **kw):
+    """:func:`~bayesvc.estimators.bayes.sample` through the cache (no recompilation for priors that
+    differ from an earlier fit only in their scales)."""
+    ps = resolve_priors(design, priors)
+    built, compiled = compiled_model(design, ps, kernel)
+    kw.setdefault("progressbar", False)
+    with threadpool_limits(1):
+        return sample(design, priors=ps, built=built, compiled=compiled, **kw)

@@ -1,0 +1,223 @@
+"""Design + priors + marginalization plan -> ``pm.Model``, returned as a :class:`BuiltModel`.
+
+Every PyMC and PyTensor import of bayesvc lives in this subpackage. Priors are plain data
+(:mod:`bayesvc.priors`); :func:`pm_variable` translates one into a PyMC random variable, with its
+swept parameter as model data (``prior_<name>``) so that prior sweeps change data, not the graph.
+
+* ``"full"``: the model's only free variables are the fixed effects, the component SDs and the
+  residual SD; the likelihood is one :class:`~bayesvc.estimators.bayes.op` Op calling the blocked
+  kernel with its analytic gradient.
+* ``"partial"``: the largest factor is integrated out in closed form per level, in PyTensor
+  (:func:`partial_loglik`); the other terms are sampled.
+* ``"none"``: the textbook ``b = sd * z, z ~ N(0, 1)`` with an explicit Normal likelihood;
+  correlated terms use an LKJ prior whose SD distribution is the user's SD prior family.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...errors import fail
+from ...kernel import Kernel
+from ...priors import Prior, PriorSet, prior_data_name, resolve_priors
+from ..plan import MarginalizationPlan, plan_marginalization
+from .op import collapsed_loglik_op
+
+
+@dataclass(frozen=True, eq=False)
+class BuiltModel:
+    """A PyMC model as :func:`build_pymc` made it.
+
+    Attributes
+    ----------
+    model : pymc.Model
+        Free variables ``beta`` (dims ``fixed``), ``sd_<component>``, ``sigma``; deterministics
+        ``sd`` and ``var`` (dims ``component``) and ``scale``. Without the full collapse it adds
+        ``z_<term>`` / ``re_<term>``.
+    priors : PriorSet
+        The resolved priors.
+    plan : MarginalizationPlan
+    kernel : Kernel or None
+        The kernel the collapsed likelihood evaluates (full collapse only).
+    """
+
+    model: object
+    priors: PriorSet
+    plan: MarginalizationPlan
+    kernel: Kernel | None
+
+
+def coords_for(design) -> dict:
+    """The model's named dimensions: ``fixed``, ``component``, ``obs``, ``<term>_level`` and, for
+    terms with several coefficients, ``<term>_coef``."""
+    coords = {"fixed": list(design.fe_names), "component": design.component_names,
+              "obs": np.arange(design.nobs)}
+    for t in design.terms:
+        coords[f"{t.name}_level"] = [str(x) for x in t.levels]
+        if t.p > 1:
+            coords[f"{t.name}_coef"] = [c or t.name for c in t.coef_names]
+    return coords
+
+
+def prior_data(name: str, prior: Prior):
+    """The prior's swept parameter as model data (``None`` when it has none)."""
+    import pymc as pm
+
+    if prior.param_name is None:
+        return None
+    return pm.Data(prior_data_name(name), float(prior.param_value))
+
+
+def pm_variable(prior: Prior, name: str, data_name: str | None = None, **kw):
+    """The PyMC random variable ``name`` with ``prior`` (inside a model context); the swept
+    parameter is model data named after ``data_name`` when given."""
+    import pymc as pm
+
+    params = dict(prior.params)
+    if data_name is not None and prior.param_name is not None:
+        params[prior.param_name] = prior_data(data_name, prior)
+    return getattr(pm, prior.pm_name)(name, **params, **kw)
+
+
+def _sd_variable(ps: PriorSet, component: str):
+    return pm_variable(ps.sd[component], f"sd_{component}", data_name=component)
+
+
+def build_pymc(design, priors=None, marginalize=True, kernel: Kernel | None = None) -> BuiltModel:
+    """Compile a design into a PyMC model.
+
+    ``marginalize`` is a :class:`~bayesvc.estimators.plan.MarginalizationPlan` or what
+    :func:`~bayesvc.estimators.plan.plan_marginalization` takes (True/'auto', 'full', 'partial',
+    False). ``kernel`` is the model's (built when the full collapse needs one).
+
+    Examples
+    --------
+    >>> built = bvc.estimators.bayes.build_pymc(model.design, kernel=model.kernel)
+    >>> built.plan.kind, [v.name for v in built.model.free_RVs]
+    ('full', ['beta', 'sigma', 'sd_g'])
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    ps = resolve_priors(design, priors)
+    plan = plan_marginalization(design, marginalize, kernel)
+    if plan.needs_kernel:
+        kernel = kernel or Kernel(design)
+    with pm.Model(coords=coords_for(design)) as model:
+        beta = _fixed_effects(design, ps)
+        sigma = pm_variable(ps.residual, "sigma", data_name="Residual")
+        if plan.kind == "full":
+            sd = pm.Deterministic("sd", pt.stack([_sd_variable(ps, c) for c in design.component_names]),
+                                  dims="component")
+            pm.Potential("loglik", collapsed_loglik_op(kernel)(beta, sigma, sd)[0])
+        else:
+            _sampled_terms(design, ps, plan, beta, sigma)
+            sd = model["sd"]
+        pm.Deterministic("var", sd**2, dims="component")
+        pm.Deterministic("scale", sigma**2)
+    return BuiltModel(model, ps, plan, kernel if plan.needs_kernel else None)
+
+
+def _sampled_terms(design, ps: PriorSet, plan: MarginalizationPlan, beta, sigma) -> None:
+    """The partial and non-centered models: sampled terms, and the likelihood."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    skip = plan.integrated_term
+    mu = pt.dot(pt.as_tensor_variable(design.X), beta)
+    sd_of = {}
+    for i, t in enumerate(design.terms):
+        if i == skip:
+            sd_of[t.component_names[0]] = _sd_variable(ps, t.component_names[0])
+            continue
+        contrib, term_sds = _sampled_term(t, ps, centered=i in plan.centered)
+        mu = mu + contrib
+        sd_of.update(zip(t.component_names, term_sds))
+    pm.Deterministic("sd", pt.stack([sd_of[c] for c in design.component_names]), dims="component")
+    if skip is None:
+        pm.Normal("y", mu=mu, sigma=sigma, observed=design.y, dims="obs")
+    else:
+        t = design.terms[skip]
+        pm.Potential("loglik", partial_loglik(design, t, mu, sigma, sd_of[t.component_names[0]]))
+
+
+def partial_loglik(design, t, mu, sigma, tau):
+    """log N(y | mu, sigma^2 I + tau^2 Z_t Z_t') for a term whose levels partition the data:
+    per level ``l`` with ``a_l = sum z^2`` and ``s_l = sum z r``,
+    ``log|V_l| = n_l log sigma^2 + log(1 + theta^2 a_l)`` and
+    ``r'V^{-1}r = (r'r - theta^2 s_l^2 / (1 + theta^2 a_l)) / sigma^2``, ``theta = tau / sigma``.
+    Written in PyTensor (segment sums by indexing), so autodiff and every backend apply."""
+    import pytensor.tensor as pt
+
+    codes, z = t.codes, t.zvals[:, 0]
+    a = np.bincount(codes, weights=z * z, minlength=t.n_levels)
+    r = pt.as_tensor_variable(design.y) - mu
+    s = pt.inc_subtensor(pt.zeros(t.n_levels)[codes], pt.as_tensor_variable(z) * r)
+    th2 = (tau / sigma) ** 2
+    denom = 1.0 + th2 * a
+    n = design.nobs
+    quad = (pt.sum(r * r) - th2 * pt.sum(s * s / denom)) / sigma**2
+    return -0.5 * (n * np.log(2 * np.pi) + 2 * n * pt.log(sigma) + pt.sum(pt.log(denom)) + quad)
+
+
+def _fixed_effects(design, ps: PriorSet):
+    import pymc as pm
+
+    pri = [ps.fixed[n] for n in design.fe_names]
+    if all(p.flat for p in pri):
+        return pm.Flat("beta", dims="fixed")
+    if any(p.flat for p in pri):
+        fail("priors: fixed effects must be all flat or all Normal")
+    mu = np.array([p.mu for p in pri])
+    sd = np.array([p.sigma for p in pri])
+    return pm.Normal("beta", mu=mu, sigma=sd, dims="fixed")
+
+
+def _lkj_sd_dist(t, ps: PriorSet):
+    """The SD distribution of a correlated term's LKJ prior: the user's SD prior family, with one
+    scale per coefficient (the families must agree; flat priors cannot be used here)."""
+    import pymc as pm
+
+    pri = [ps.sd[c] for c in t.component_names]
+    fams = {type(p) for p in pri}
+    if len(fams) > 1 or any(p.flat for p in pri):
+        fail(f"priors for the SDs of the correlated term {t.name!r} ({', '.join(t.component_names)}) "
+             f"must share one proper family (its LKJ prior takes one SD distribution); got "
+             f"{', '.join(repr(p) for p in pri)}")
+    params = {k: np.array([p.params[k] for p in pri], dtype=float) for k in pri[0].params}
+    return getattr(pm, pri[0].pm_name).dist(**params, shape=t.p)
+
+
+def _sampled_term(t, ps: PriorSet, centered: bool = False):
+    """``(contribution to the linear predictor, [SD variables])`` of a sampled term."""
+    import pymc as pm
+    import pytensor.sparse as pts
+    import pytensor.tensor as pt
+
+    level_dim = f"{t.name}_level"
+    codes = t.codes
+    if t.scalar:
+        sd = _sd_variable(ps, t.component_names[0])
+        if centered:
+            b = pm.Normal(f"re_{t.name}", 0.0, sd, dims=level_dim)
+        else:
+            z = pm.Normal(f"z_{t.name}", 0.0, 1.0, dims=level_dim)
+            b = pm.Deterministic(f"re_{t.name}", sd * z, dims=level_dim)
+        if codes is not None:
+            return pt.as_tensor_variable(t.zvals[:, 0]) * b[codes], [sd]
+        return pts.structured_dot(pts.as_sparse_variable(t.Z.tocsr()), b[:, None])[:, 0], [sd]
+    if codes is None:
+        fail(f"term {t.name!r}: non-centered sampling needs one level per observation")
+    dims = (level_dim, f"{t.name}_coef")
+    z = pm.Normal(f"z_{t.name}", 0.0, 1.0, dims=dims)
+    if not t.correlated:
+        sds = [_sd_variable(ps, c) for c in t.component_names]
+        b = pm.Deterministic(f"re_{t.name}", z * pt.stack(sds)[None, :], dims=dims)
+    else:
+        chol, _, stds = pm.LKJCholeskyCov(f"chol_{t.name}", n=t.p, eta=2.0, sd_dist=_lkj_sd_dist(t, ps),
+                                          compute_corr=True)
+        b = pm.Deterministic(f"re_{t.name}", pt.dot(z, chol.T), dims=dims)
+        sds = [stds[j] for j in range(t.p)]
+    return pt.sum(pt.as_tensor_variable(t.zvals) * b[codes], axis=1), sds

@@ -1,0 +1,160 @@
+"""NUTS: run a sampler on a built model, complete the draws with the random effects, and assemble
+the labelled ArviZ DataTree of a :class:`~bayesvc.PosteriorResult`.
+
+:func:`sample` is four named steps: resolve the model (:func:`~.model.build_pymc`, or a cached
+build), :func:`run_nuts`, :func:`_complete_random_effects`, :func:`_to_datatree`; then it issues the
+result's diagnostic messages as :class:`~bayesvc.SamplingWarning`.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import xarray as xr
+
+from ...errors import SamplingWarning, fail, warn
+from ...kernel import Kernel
+from ...priors import resolve_priors
+from ...results import PosteriorResult
+from ...validate import validate_choice, validate_sampling, validate_seed
+from ..plan import plan_marginalization
+from .draws import draw_partial_term, draw_random_effects, log_prior_dataset, pointwise_loglik
+from .model import BuiltModel, build_pymc, coords_for
+
+SAMPLERS = ("nutpie", "pymc", "numpyro")
+
+#: the pointwise log-likelihood is stored by default up to this many (draws x observations)
+MAX_POINTWISE = 2e7
+
+
+def _quiet():
+    """Silence PyTensor's object-mode notes and library FutureWarnings around compilation."""
+    ctx = warnings.catch_warnings()
+    ctx.__enter__()
+    warnings.filterwarnings("ignore", message=".*object mode.*")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    return ctx
+
+
+def compile_nutpie(model):
+    """Compile a PyMC model with nutpie once; :func:`run_nuts` reuses it (e.g. with new prior
+    scales via ``with_data``)."""
+    import nutpie
+
+    ctx = _quiet()
+    try:
+        return nutpie.compile_pymc_model(model)
+    finally:
+        ctx.__exit__(None, None, None)
+
+
+def run_nuts(model, draws, tune, chains, random_seed, sampler, progressbar, compiled=None):
+    """Sample a PyMC model with the chosen NUTS implementation; returns a DataTree."""
+    import pymc as pm
+
+    if sampler == "nutpie":
+        import nutpie
+
+        compiled = compiled if compiled is not None else compile_nutpie(model)
+        return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=random_seed,
+                             progress_bar=progressbar, save_warmup=False)
+    with model:
+        return pm.sample(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
+                         progressbar=progressbar, cores=1 if sampler == "pymc" else None,
+                         compute_convergence_checks=False, nuts_sampler=sampler)
+
+
+def _resolve(design, priors, marginalize, kernel, sampler, built: BuiltModel | None) -> BuiltModel:
+    """The built model to sample: the one given (a cached build), or a new one."""
+    if built is not None:
+        return built
+    plan = plan_marginalization(design, marginalize, kernel)
+    if marginalize in (True, "auto") and plan.kind == "none":
+        warn(plan.reason)
+    if sampler == "numpyro" and plan.kind == "full":
+        fail("sampler='numpyro' needs a model written in PyTensor alone: pass marginalize='partial' "
+             "or marginalize=False (the full collapse runs a NumPy kernel)")
+    return build_pymc(design, priors, marginalize=plan, kernel=kernel if plan.needs_kernel else None)
+
+
+def _complete_random_effects(design, built: BuiltModel, post: xr.Dataset, seed: int, thin: int,
+                             wanted: bool) -> tuple[xr.Dataset, dict]:
+    """Add the ``re_<term>`` draws: exact conditional draws of the integrated-out terms, the
+    sampled ones as they are. Returns the posterior and the per-term draws (for the likelihood)."""
+    plan, coords, re_draws = built.plan, coords_for(design), {}
+    rng = np.random.default_rng(seed)
+    if plan.kind == "full" and wanted:
+        draws_list, _ = draw_random_effects(built.kernel, post, rng, thin)
+        for t, arr in zip(design.terms, draws_list):
+            re_draws[t.name] = arr[..., 0] if t.scalar else arr
+        if thin == 1:
+            for t in design.terms:
+                dims = ("chain", "draw", f"{t.name}_level") + (() if t.scalar else (f"{t.name}_coef",))
+                post[f"re_{t.name}"] = xr.DataArray(re_draws[t.name], dims=dims)
+    elif plan.kind != "full":
+        skip = plan.integrated_term
+        for i, t in enumerate(design.terms):
+            if i != skip:
+                re_draws[t.name] = post[f"re_{t.name}"].values
+        if skip is not None and wanted:
+            t = design.terms[skip]
+            re_draws[t.name] = draw_partial_term(design, skip, post, re_draws, rng)
+            post[f"re_{t.name}"] = xr.DataArray(re_draws[t.name], dims=("chain", "draw", f"{t.name}_level"))
+    for dim in [d for t in design.terms for d in (f"{t.name}_level", f"{t.name}_coef")]:
+        if dim in post.dims:
+            post = post.assign_coords({dim: coords[dim]})
+    return post, re_draws
+
+
+def _to_datatree(design, ps, post, sample_stats, re_draws, log_likelihood) -> xr.DataTree:
+    """posterior, sample_stats, log_likelihood (when asked and affordable), log_prior, observed_data."""
+    groups = {"posterior": post, "sample_stats": sample_stats}
+    n_samples = post.sizes["chain"] * post.sizes["draw"]
+    affordable = n_samples * design.nobs <= MAX_POINTWISE
+    want_ll = log_likelihood is True or (log_likelihood == "auto" and affordable)
+    if want_ll and re_draws and len(next(iter(re_draws.values()))[0]) == post.sizes["draw"]:
+        ll = pointwise_loglik(design, post, re_draws)
+        groups["log_likelihood"] = xr.Dataset({"y": (("chain", "draw", "obs"), ll)},
+                                              coords={"chain": post.chain, "draw": post.draw})
+    groups["log_prior"] = log_prior_dataset(ps, post, design)
+    groups["observed_data"] = xr.Dataset({"y": (("obs",), design.y)})
+    return xr.DataTree.from_dict({k: xr.DataTree(v) for k, v in groups.items()})
+
+
+def sample(design, priors=None, draws=1000, tune=1000, chains=4, random_seed=None, sampler="nutpie",
+           marginalize=True, progressbar=True, kernel: Kernel | None = None, random_effects=True,
+           thin_random_effects=1, log_likelihood="auto", built: BuiltModel | None = None,
+           compiled=None, warn_diagnostics: bool = True) -> PosteriorResult:
+    """Sample the posterior with NUTS; returns a :class:`~bayesvc.PosteriorResult`.
+
+    The functional form of :meth:`bayesvc.VCModel.sample` (see there for the arguments).
+    ``built`` / ``compiled`` reuse an already built model and its nutpie compilation (the
+    compiled-model cache); ``priors`` must then describe the priors that model currently holds.
+    """
+    validate_choice(sampler, "sampler", SAMPLERS)
+    draws, tune, chains = validate_sampling(draws, tune, chains)
+    seed = validate_seed(random_seed)
+    t0 = time.perf_counter()
+    # a cached build holds other priors' values as data: the priors of this fit are ``priors``
+    ps = resolve_priors(design, priors) if built is not None else None
+    built = _resolve(design, priors, marginalize, kernel, sampler, built)
+    ps = ps or built.priors
+    ctx = _quiet()
+    try:
+        dt = run_nuts(built.model, draws, tune, chains, seed, sampler, progressbar, compiled=compiled)
+    finally:
+        ctx.__exit__(None, None, None)
+    t_sample = time.perf_counter() - t0
+    post = dt["posterior"].to_dataset()
+    post = post.drop_vars([v for v in post.data_vars if v.startswith(("sd_", "z_", "chol_", "prior_"))])
+    post, re_draws = _complete_random_effects(design, built, post, seed, thin_random_effects, random_effects)
+    tree = _to_datatree(design, ps, post, dt["sample_stats"].to_dataset(), re_draws, log_likelihood)
+    result = PosteriorResult(design=design, idata=tree, priors=ps, sampler=sampler,
+                             marginalize=built.plan.kind, draws=draws, tune=tune, chains=chains,
+                             seed=seed, seconds=time.perf_counter() - t0, sampling_seconds=t_sample)
+    if warn_diagnostics:
+        for message in result.diagnostic_messages():
+            warn(message, SamplingWarning)
+    return result

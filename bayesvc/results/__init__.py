@@ -1,0 +1,13 @@
+"""Stage 4: one immutable result type per estimator, and their MixedLM-layout summaries.
+
+Results are records: estimators build them, views read them, and nothing here fits. Each result
+renders its own :meth:`summary` through :class:`~bayesvc.results.table.Summary` (text exactly as
+statsmodels prints it, HTML, Markdown, LaTeX), so the summary builders live in this layer too.
+"""
+
+from .mode import ModeResult
+from .posterior import PosteriorResult
+from .reml import OptSummary, RandomEffects, REMLResult
+from .table import Summary
+
+__all__ = ["REMLResult", "RandomEffects", "OptSummary", "ModeResult", "PosteriorResult", "Summary"]

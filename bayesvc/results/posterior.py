@@ -1,0 +1,200 @@
+"""The NUTS result: the labelled ArviZ DataTree, with diagnostics and summaries as methods (an
+immutable record: building it computes and warns nothing; :meth:`bayesvc.VCModel.sample` warns)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ..design import Design
+from ..priors import PriorSet
+from ..validate import validate_ci_kind, validate_ci_prob
+from .summaries import posterior_summary
+
+RHAT_MAX, ESS_MIN = 1.01, 400
+
+
+@dataclass(frozen=True)
+class PosteriorResult:
+    """A NUTS fit.
+
+    Attributes
+    ----------
+    design : Design
+    idata : xarray.DataTree
+        ArviZ object with groups ``posterior`` (``beta`` [fixed], ``sd``/``var`` [component],
+        ``sigma``, ``scale``, ``re_<term>`` [<term>_level]), ``sample_stats``,
+        ``log_likelihood`` (pointwise, conditional on the drawn random effects), ``log_prior`` and
+        ``observed_data``.
+    priors : PriorSet
+        The priors used.
+    sampler, marginalize, draws, tune, chains, seed
+        How the draws were made (``marginalize``: ``"full"``, ``"partial"`` or ``"none"``).
+    seconds, sampling_seconds : float
+        Wall time of the fit, and of the NUTS run within it.
+
+    Examples
+    --------
+    >>> post.method, post.chains, post.draws, post.marginalize
+    ('NUTS', 2, 200, 'full')
+    >>> list(post.param_summary().index), post.posterior["var"].dims
+    (['Intercept', 'g', 'Residual'], ('chain', 'draw', 'component'))
+    >>> list(post.diagnostics().columns), list(post.vcomp.index), list(post.fe_params.index)
+    (['r_hat', 'ess_bulk', 'ess_tail', 'ok'], ['g'], ['Intercept'])
+    >>> post.divergences >= 0, post.scale > 0
+    (True, True)
+    """
+
+    design: Design = field(repr=False)
+    idata: object = field(repr=False)
+    priors: PriorSet = field(repr=False)
+    sampler: str
+    marginalize: str  # "full", "partial" or "none"
+    draws: int
+    tune: int
+    chains: int
+    seed: int
+    seconds: float
+    sampling_seconds: float = field(repr=False)
+    method: str = "NUTS"
+
+    @property
+    def posterior(self):
+        """The ``posterior`` group as an ``xarray.Dataset`` (``beta``, ``sd``, ``var``, ``sigma``,
+        ``scale`` and the ``re_<term>`` draws)."""
+        return self.idata["posterior"].to_dataset()
+
+    @property
+    def divergences(self) -> int:
+        """Number of divergent transitions over all chains."""
+        ss = self.idata["sample_stats"].to_dataset()
+        return int(ss["diverging"].sum()) if "diverging" in ss else 0
+
+    def param_summary(self, ci_prob: float = 0.95, ci_kind: str = "eti") -> pd.DataFrame:
+        """Posterior summary (arviz-stats) of fixed effects, component variances and the residual:
+        one row each (``"Residual"`` last), arviz-stats' columns (mean, sd, the ``ci_kind``
+        interval at ``ci_prob``, MCSE, ESS, R-hat) plus ``median``."""
+        from arviz_stats import summary
+
+        validate_ci_prob(ci_prob)
+        validate_ci_kind(ci_kind)
+        df = summary(self.idata, var_names=["beta", "var", "scale"], ci_prob=ci_prob, ci_kind=ci_kind,
+                     round_to="none")
+        df.index = [_row_name(str(s)) for s in df.index]
+        p = self.posterior
+        med = {n: float(p["beta"].sel(fixed=n).median()) for n in self.design.fe_names}
+        med.update({c: float(p["var"].sel(component=c).median()) for c in self.design.component_names})
+        med["Residual"] = float(p["scale"].median())
+        df["median"] = [med[k] for k in df.index]
+        return df
+
+    def diagnostics(self) -> pd.DataFrame:
+        """R-hat, bulk/tail ESS per parameter (index ``beta[<name>]``, ``sd[<component>]``,
+        ``sigma``), with ``ok`` against R-hat <= 1.01 and ESS >= 400; ``attrs["divergences"]``
+        holds the count."""
+        from arviz_stats import ess, rhat
+
+        post = self.posterior[["beta", "sd", "sigma"]]
+        r, eb, et = rhat(post), ess(post, method="bulk"), ess(post, method="tail")
+        rows = []
+        for name in ("beta", "sd", "sigma"):
+            da = r[name]
+            labels = [None] if da.ndim == 0 else list(da[da.dims[0]].values)
+            for lab in labels:
+                sel = {} if lab is None else {da.dims[0]: lab}
+                rows.append({"parameter": name if lab is None else f"{name}[{lab}]",
+                             "r_hat": float(r[name].sel(sel)), "ess_bulk": float(eb[name].sel(sel)),
+                             "ess_tail": float(et[name].sel(sel))})
+        df = pd.DataFrame(rows).set_index("parameter")
+        df["ok"] = (df.r_hat <= RHAT_MAX) & (df.ess_bulk >= ESS_MIN) & (df.ess_tail >= ESS_MIN)
+        df.attrs["divergences"] = self.divergences
+        return df
+
+    def diagnostic_messages(self) -> list[str]:
+        """What the diagnostics say a user should act on (empty when every check passes); the
+        messages :meth:`bayesvc.VCModel.sample` issues as :class:`~bayesvc.SamplingWarning`."""
+        try:
+            d = self.diagnostics()
+        except Exception:  # noqa: BLE001 - too few draws for the estimators
+            return []
+        msgs = []
+        bad = d[d.r_hat > RHAT_MAX]
+        if len(bad):
+            msgs.append(f"R-hat above {RHAT_MAX} for {', '.join(bad.index)} (max {bad.r_hat.max():.3f}): "
+                        "run longer chains (more tune and draws) before trusting these results")
+        low = d[(d.ess_bulk < ESS_MIN) | (d.ess_tail < ESS_MIN)]
+        if len(low):
+            msgs.append(f"effective sample size below {ESS_MIN} for {', '.join(low.index)} "
+                        f"(min {min(low.ess_bulk.min(), low.ess_tail.min()):.0f}): increase draws")
+        if self.divergences:
+            other = "False" if self.marginalize != "none" else "'full'"
+            msgs.append(f"{self.divergences} divergent transitions: increase tune, or try another "
+                        f"parameterization (marginalize={other})")
+        return msgs
+
+    @property
+    def vcomp(self) -> pd.Series:
+        """Posterior means of the component variances."""
+        v = self.posterior["var"].mean(("chain", "draw"))
+        return pd.Series(v.values, index=self.design.component_names, name="vcomp")
+
+    @property
+    def fe_params(self) -> pd.Series:
+        """Posterior means of the fixed effects."""
+        b = self.posterior["beta"].mean(("chain", "draw"))
+        return pd.Series(b.values, index=list(self.design.fe_names), name="fe_params")
+
+    @property
+    def scale(self) -> float:
+        """Posterior mean of the residual variance."""
+        return float(self.posterior["scale"].mean())
+
+    def summary(self, ci_prob: float = 0.95, ci_kind: str = "eti"):
+        """NUTS summary in the MixedLM layout (``ci_kind`` 'eti' or 'hdi' at ``ci_prob``).
+
+        Examples
+        --------
+        >>> s = post.summary(ci_kind="hdi")
+        >>> s.title, list(s.tables["params"].index), list(s.tables["params"].columns)[:3]
+        ('Mixed Linear Model Posterior Summary (NUTS)', ['Intercept', 'g Var', 'Residual Var'], ['Mean', 'SD', 'HDI 95% lower'])
+        """
+        return posterior_summary(self, ci_prob=ci_prob, ci_kind=ci_kind)
+
+    def to_dict(self, ci_prob: float = 0.95) -> dict:
+        """The CLI's JSON contract for NUTS: each estimate a dict of ``mean, sd, median, lower,
+        upper, r_hat, ess_bulk, ess_tail``; ``llf`` is ``None``; ``converged`` means every
+        diagnostic passed and nothing diverged.
+
+        Examples
+        --------
+        >>> d = post.to_dict()
+        >>> d["method"], list(d["variances"]), sorted(d["variances"]["g"])[:3]
+        ('nuts', ['g', 'Residual'], ['ess_bulk', 'ess_tail', 'lower'])
+        """
+        s = self.param_summary(ci_prob=ci_prob)
+        lo, hi = [c for c in s.columns if c.startswith(("eti", "hdi"))][:2]
+
+        def entry(k):
+            r = s.loc[k]
+            return {"mean": float(r["mean"]), "sd": float(r["sd"]), "median": float(r["median"]),
+                    "lower": float(r[lo]), "upper": float(r[hi]), "r_hat": float(r["r_hat"]),
+                    "ess_bulk": float(r["ess_bulk"]), "ess_tail": float(r["ess_tail"])}
+
+        return {
+            "method": "nuts", "llf": None,
+            "fe_params": {k: entry(k) for k in self.design.fe_names},
+            "variances": {**{c: entry(c) for c in self.design.component_names},
+                          "Residual": entry("Residual")},
+            "covariances": {}, "converged": bool(self.diagnostics().ok.all() and self.divergences == 0),
+            "divergences": self.divergences,
+        }
+
+
+def _row_name(s: str) -> str:
+    """arviz-stats' row label -> ours: ``beta[x]`` -> ``x``, ``var[g]`` -> ``g``, ``scale`` -> Residual."""
+    if s.startswith("beta["):
+        return s[5:-1]
+    if s.startswith("var["):
+        return s[4:-1]
+    return "Residual" if s == "scale" else s

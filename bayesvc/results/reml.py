@@ -1,0 +1,259 @@
+"""The REML/ML result: :class:`OptSummary` (how the fit was obtained), :class:`RandomEffects`
+(conditional modes and variances) and :class:`REMLResult`. Immutable records; no fitting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..design import Design
+from .summaries import reml_summary, variance_dict
+
+
+@dataclass(frozen=True)
+class OptSummary:
+    """How a REML/ML fit was obtained (cf. MixedModels.jl's ``OptSummary``).
+
+    Attributes
+    ----------
+    method : {'REML', 'ML'}
+    optimizer : str
+    gradient : {'analytic', 'finite differences'}
+    theta_start, theta_final : tuple of float
+        Starting and final theta.
+    deviance : float
+        Minimized profiled deviance.
+    n_evals : int
+        Deviance evaluations.
+    converged : bool
+    message : str
+        The optimizer's message.
+    boundary : tuple of str
+        Components whose variance is exactly zero at the optimum.
+    seconds : float
+    xtol_zero, ftol_zero : float
+        Boundary snapping: a diagonal theta below ``xtol_zero`` is set to zero when the deviance
+        rises by at most ``ftol_zero`` (MixedModels.jl's ``xtol_zero_abs``, ``ftol_zero_abs``).
+    singular : tuple of str
+        Terms whose covariance matrix is singular (lme4's ``isSingular``), boundary ones included.
+
+    Examples
+    --------
+    >>> reml.opt.method, reml.opt.gradient, reml.opt.converged, reml.opt.boundary
+    ('REML', 'analytic', True, ())
+    """
+
+    method: str
+    optimizer: str
+    gradient: str
+    theta_start: tuple[float, ...]
+    theta_final: tuple[float, ...]
+    deviance: float
+    n_evals: int
+    converged: bool
+    message: str
+    boundary: tuple[str, ...]
+    seconds: float
+    xtol_zero: float = 1e-4
+    ftol_zero: float = 1e-9
+    singular: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RandomEffects:
+    """Tidy table of random effects: one row per (component, level).
+
+    ``table`` has columns ``component, term, level, coef`` and estimator-specific value columns
+    (``mode, cond_var`` for REML/ML). Indexing by a component name gives that component's rows,
+    indexed by level.
+
+    Examples
+    --------
+    >>> re = reml.random_effects
+    >>> list(re.table.columns), re.components, re["g"].shape
+    (['component', 'term', 'level', 'coef', 'mode', 'cond_var'], ['g'], (8, 5))
+    """
+
+    table: pd.DataFrame
+
+    @classmethod
+    def from_arrays(cls, terms, modes, cond_covs) -> "RandomEffects":
+        """Build the table from per-term arrays: conditional modes ``(n_levels, p)`` and
+        conditional covariances ``(n_levels, p, p)``, as the REML fit computes them."""
+        frames = []
+        for t, b, C in zip(terms, modes, cond_covs):
+            for j, comp in enumerate(t.component_names):
+                frames.append(pd.DataFrame({
+                    "component": comp, "term": t.name, "level": t.levels,
+                    "coef": t.coef_names[j] or t.name,
+                    "mode": b[:, j], "cond_var": C[:, j, j],
+                }))
+        return cls(pd.concat(frames, ignore_index=True))
+
+    def __getitem__(self, component: str) -> pd.DataFrame:
+        out = self.table[self.table.component == component]
+        if out.empty:
+            raise KeyError(f"no random-effect component {component!r}; have {self.components}")
+        return out.set_index("level")
+
+    @property
+    def components(self) -> list[str]:
+        """Component names, in table order."""
+        return list(dict.fromkeys(self.table.component))
+
+    def __repr__(self) -> str:
+        return f"RandomEffects({len(self.table)} rows; components {self.components})"
+
+
+@dataclass(frozen=True)
+class REMLResult:
+    """A REML or ML fit.
+
+    Attributes
+    ----------
+    method : {'REML', 'ML'}
+    design : Design
+    fe_params : pandas.Series
+        Fixed-effect estimates.
+    cov_fe : pandas.DataFrame
+        Their covariance, ``scale * (X' V^{-1} X)^{-1}`` at the estimates.
+    vcomp : pandas.Series
+        Variance of each random-effect component (one per random-effect column of each term).
+    scale : float
+        Residual variance.
+    cov_vc : pandas.DataFrame
+        Inverse observed information of the REML/ML criterion in (component variances, residual
+        variance), for the components not at zero and ``"Residual"`` (computed once by the
+        estimator; the views read it). NaN for correlated terms.
+    cov_re : dict of DataFrame
+        Covariance matrix of each correlated term.
+    llf : float
+        Maximized (restricted) log-likelihood, on lme4's scale.
+    converged : bool
+    theta : ndarray
+        Relative covariance factor parameters (lme4's theta).
+    opt : OptSummary
+        How the fit was obtained.
+    random_effects : RandomEffects
+        Conditional modes and conditional variances.
+
+    Examples
+    --------
+    >>> reml.method, reml.converged, reml.nobs, list(reml.fe_params.index), list(reml.vcomp.index)
+    ('REML', True, 48, ['Intercept'], ['g'])
+    >>> list(reml.variances.index), bool(reml.variances["Residual"] == reml.scale)
+    (['g', 'Residual'], True)
+    >>> list(reml.cov_vc.index), bool(np.isclose(reml.bse_fe["Intercept"] ** 2, reml.cov_fe.iloc[0, 0]))
+    (['g', 'Residual'], True)
+    >>> bool(np.isclose(reml.aic, -2 * reml.llf + 2 * 3)), reml.boundary, reml.ranef()
+    (True, (), RandomEffects(8 rows; components ['g']))
+    """
+
+    method: str
+    design: Design = field(repr=False)
+    fe_params: pd.Series
+    cov_fe: pd.DataFrame = field(repr=False)
+    vcomp: pd.Series
+    scale: float
+    cov_vc: pd.DataFrame = field(repr=False)
+    cov_re: dict = field(repr=False)
+    llf: float
+    converged: bool
+    theta: np.ndarray = field(repr=False)
+    opt: OptSummary = field(repr=False)
+    random_effects: RandomEffects = field(repr=False)
+
+    @property
+    def bse_fe(self) -> pd.Series:
+        """Standard errors of the fixed effects (square roots of the diagonal of ``cov_fe``)."""
+        return pd.Series(np.sqrt(np.diag(self.cov_fe)), index=self.fe_params.index, name="bse_fe")
+
+    @property
+    def vcomp_se(self) -> pd.Series:
+        """Delta-method standard errors of ``vcomp`` from ``cov_vc`` (NaN on the boundary and for
+        correlated terms)."""
+        d = pd.Series(np.sqrt(np.diag(self.cov_vc)), index=self.cov_vc.index)
+        return d.reindex(self.vcomp.index).rename("vcomp_se")
+
+    @property
+    def scale_se(self) -> float:
+        """Standard error of the residual variance (from ``cov_vc``)."""
+        return float(np.sqrt(self.cov_vc.loc["Residual", "Residual"]))
+
+    @property
+    def variances(self) -> pd.Series:
+        """Component variances plus the residual variance (``"Residual"``)."""
+        return pd.concat([self.vcomp, pd.Series({"Residual": self.scale})])
+
+    @property
+    def boundary(self) -> tuple[str, ...]:
+        """Components whose variance was estimated as exactly zero (a singular fit)."""
+        return self.opt.boundary
+
+    @property
+    def nobs(self) -> int:
+        """Number of observations used in the fit."""
+        return self.design.nobs
+
+    def ranef(self) -> RandomEffects:
+        """The random effects' conditional modes and variances (``random_effects``); see
+        :func:`bayesvc.ranef` for a tidy table with conditional SDs."""
+        return self.random_effects
+
+    @property
+    def aic(self) -> float:
+        """Akaike information criterion, ``-2 llf + 2 k`` with ``k`` fixed effects + thetas + 1.
+        Compare AIC across models only for ML fits."""
+        return -2 * self.llf + 2 * (len(self.fe_params) + len(self.theta) + 1)
+
+    def summary(self, alpha: float = 0.05):
+        """statsmodels' MixedLM summary layout (a :class:`~bayesvc.results.table.Summary`, which
+        prints as text and renders as HTML, Markdown and LaTeX), intervals at level ``1 - alpha``.
+
+        Examples
+        --------
+        >>> print(reml.summary())  # doctest: +NORMALIZE_WHITESPACE
+                Mixed Linear Model Regression Results
+        ======================================================
+        Model:            MixedLM Dependent Variable: y
+        No. Observations: 48      Method:             REML
+        No. Groups:       8       Scale:              0.6247
+        Min. group size:  6       Log-Likelihood:     -68.8989
+        Max. group size:  6       Converged:          Yes
+        Mean group size:  6.0
+        ------------------------------------------------------
+                      Coef. Std.Err.   z   P>|z| [0.025 0.975]
+        ------------------------------------------------------
+        Intercept     0.757    0.576 1.315 0.189 -0.371  1.885
+        g Var         2.547    1.417
+        ======================================================
+        >>> reml.summary().to_markdown().splitlines()[0]
+        '**Mixed Linear Model Regression Results**'
+        """
+        return reml_summary(self, alpha=alpha)
+
+    def to_dict(self) -> dict:
+        """The CLI's JSON contract: ``method, llf, fe_params, variances, covariances, converged``.
+
+        Examples
+        --------
+        >>> d = reml.to_dict()
+        >>> d["method"], list(d["variances"]), d["converged"]
+        ('reml', ['g', 'Residual'], True)
+        """
+        covs = {}
+        for name, C in self.cov_re.items():
+            cols = list(C.columns)
+            for i in range(len(cols)):
+                for j in range(i):
+                    covs[f"{name}: {cols[j]},{cols[i]}"] = float(C.iloc[i, j])
+        return {
+            "method": self.method.lower(),
+            "llf": float(self.llf),
+            "fe_params": {k: float(v) for k, v in self.fe_params.items()},
+            "variances": variance_dict(self.vcomp, self.scale),
+            "covariances": covs,
+            "converged": bool(self.converged),
+        }

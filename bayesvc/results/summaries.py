@@ -1,0 +1,154 @@
+"""MixedLM-layout summaries of each result: REML/ML, posterior mode, NUTS.
+
+Builders compute a :class:`~bayesvc.results.table.Summary` (header pairs and numeric tables);
+rendering is the Summary's job. They read results duck-typed (no result class is imported), so
+the result modules can call them from their ``summary()`` methods.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from ..validate import validate_alpha, validate_ci_kind, validate_ci_prob
+from .table import Summary
+
+
+def group_header(design) -> list[tuple[str, object]]:
+    """The header pairs every MixedLM-layout summary starts with (model, sizes, response)."""
+    gs = np.asarray(design.group_sizes())
+    return [
+        ("Model:", "MixedLM"),
+        ("No. Observations:", int(design.nobs)),
+        ("No. Groups:", len(gs)),
+        ("Min. group size:", f"{gs.min():.0f}"),
+        ("Max. group size:", f"{gs.max():.0f}"),
+        ("Mean group size:", f"{gs.mean():.1f}"),
+        ("Dependent Variable:", str(design.response_name)),
+    ]
+
+
+def variance_dict(vcomp: pd.Series, scale: float) -> dict[str, float]:
+    """Component variances plus ``"Residual"`` as plain floats (the JSON ``variances`` entry)."""
+    return {**{k: float(v) for k, v in vcomp.items()}, "Residual": float(scale)}
+
+
+def _interval_columns(alpha: float) -> list[str]:
+    return ["[" + str(alpha / 2), str(1 - alpha / 2) + "]"]
+
+
+def reml_summary(result, alpha: float = 0.05, title: str | None = None) -> Summary:
+    """statsmodels' ``MixedLMResults.summary()`` for a REML/ML fit.
+
+    ``tables["params"]`` has columns ``Coef., Std.Err., z, P>|z|, [alpha/2, 1-alpha/2]``: one row
+    per fixed effect, then per random-effect term a ``"<component> Var"`` row per variance
+    (Std.Err. from ``vcomp_se``) and, for correlated terms, a ``"<component j> x <component i>
+    Cov"`` row per covariance, in statsmodels' order (lower triangle by rows). Variance and
+    covariance rows leave z, p and interval blank.
+    """
+    alpha = validate_alpha(alpha)
+    fe = result.fe_params
+    coef, bse = fe.to_numpy(dtype=float), result.bse_fe.reindex(fe.index).to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = coef / bse
+    qm = -norm.ppf(alpha / 2)
+    cols = ["Coef.", "Std.Err.", "z", "P>|z|", *_interval_columns(alpha)]
+    fe_rows = np.column_stack([coef, bse, z, 2 * norm.cdf(-np.abs(z)), coef - qm * bse, coef + qm * bse])
+    names, rows = list(fe.index), [list(r) for r in fe_rows]
+    for label, value, std in _random_effect_rows(result):
+        names.append(label)
+        rows.append([value, std, np.nan, np.nan, np.nan, np.nan])
+    params = pd.DataFrame(rows, index=pd.Index(names, dtype=object), columns=cols, dtype=float)
+    header = group_header(result.design) + [
+        ("Method:", str(result.method)),
+        ("Scale:", float(result.scale)),
+        ("Log-Likelihood:", float(result.llf)),
+        ("Converged:", "Yes" if result.converged else "No"),
+    ]
+    return Summary(title or "Mixed Linear Model Regression Results", header, {"params": params},
+                   float_formats={"params": "%.3f"})
+
+
+def _random_effect_rows(result) -> list[tuple[str, float, float]]:
+    """``(label, value, std. err.)`` per variance / covariance, statsmodels' order."""
+    vcomp, vse = result.vcomp, result.vcomp_se
+    where = {}  # component -> (component names of its correlated term, position, covariance)
+    for t in result.design.terms:
+        if t.correlated and t.name in result.cov_re:
+            for i, comp in enumerate(t.component_names):
+                where[comp] = (t.component_names, i, result.cov_re[t.name])
+    out = []
+    for comp, value in vcomp.items():
+        if comp in where:
+            comps, i, C = where[comp]
+            for j in range(i):
+                out.append((f"{comps[j]} x {comp} Cov", float(C.iloc[i, j]), np.nan))
+        out.append((f"{comp} Var", float(value), float(vse.get(comp, np.nan))))
+    return out
+
+
+def _row_label(name, design) -> str:
+    if name in design.fe_names:
+        return name
+    return "Residual Var" if name == "Residual" else f"{name} Var"
+
+
+def posterior_summary(result, ci_prob: float = 0.95, ci_kind: str = "eti") -> Summary:
+    """NUTS summary in the MixedLM layout.
+
+    Columns Mean, SD, the interval bounds (``ci_kind`` 'eti' or 'hdi' at ``ci_prob``), R-hat,
+    ESS bulk, ESS tail and MCSE (of the mean), computed with arviz-stats; rows as in the REML
+    table plus the residual variance. The header adds chains x draws, divergences, max R-hat,
+    min ESS and the sampler.
+    """
+    validate_ci_kind(ci_kind)
+    validate_ci_prob(ci_prob)
+    s = result.param_summary(ci_prob=ci_prob, ci_kind=ci_kind)
+    lo, hi = [c for c in s.columns if c.startswith(ci_kind)][:2]
+    pct = f"{100 * ci_prob:g}%"
+    cols = {"mean": "Mean", "sd": "SD", lo: f"{ci_kind.upper()} {pct} lower",
+            hi: f"{ci_kind.upper()} {pct} upper", "r_hat": "R-hat", "ess_bulk": "ESS bulk",
+            "ess_tail": "ESS tail", "mcse_mean": "MCSE"}
+    params = s[list(cols)].rename(columns=cols)
+    params.index = pd.Index([_row_label(i, result.design) for i in s.index], dtype=object)
+    d = result.diagnostics()
+    header = group_header(result.design) + [
+        ("Method:", "NUTS (" + {"full": "collapsed", "partial": "partly collapsed",
+                                "none": "non-centered"}[result.marginalize] + ")"),
+        ("Sampler:", result.sampler),
+        ("Chains x draws:", f"{result.chains} x {result.draws}"),
+        ("Divergences:", int(result.divergences)),
+        ("Max R-hat:", f"{d.r_hat.max():.3f}"),
+        ("Min ESS (bulk):", f"{d.ess_bulk.min():.0f}"),
+        ("Min ESS (tail):", f"{d.ess_tail.min():.0f}"),
+    ]
+    fmts = {c: "%.3f" for c in params.columns}
+    fmts.update({"R-hat": "%.3f", "ESS bulk": "%.0f", "ESS tail": "%.0f", "MCSE": "%.4f"})
+    return Summary("Mixed Linear Model Posterior Summary (NUTS)", header, {"params": params},
+                   float_formats={"params": fmts})
+
+
+def mode_summary(result, alpha: float = 0.05) -> Summary:
+    """Posterior mode with Laplace intervals at level ``1 - alpha`` (normal on the log-SD scale
+    for variances)."""
+    q = -norm.ppf(validate_alpha(alpha) / 2)
+    rows, names = [], []
+    for n in result.design.fe_names:
+        b, se = result.fe_params[n], result.bse_fe[n]
+        rows.append([b, se, b - q * se, b + q * se])
+        names.append(n)
+    iv = result.vcomp_ci(alpha)
+    for c in result.vcomp.index:
+        rows.append([result.vcomp[c], np.nan, iv.loc[c, "lower"], iv.loc[c, "upper"]])
+        names.append(f"{c} Var")
+    cols = ["Mode", "Std.Err.", *_interval_columns(alpha)]
+    params = pd.DataFrame(rows, index=pd.Index(names, dtype=object), columns=cols)
+    header = group_header(result.design) + [
+        ("Method:", "Posterior mode" + (" (fixed effects integrated)" if result.integrate_fixed else "")),
+        ("Scale:", float(result.scale)),
+        ("Log-posterior:", float(result.log_density)),
+        ("Converged:", "Yes" if result.converged else "No"),
+    ]
+    return Summary("Mixed Linear Model Posterior Mode", header, {"params": params},
+                   float_formats={"params": "%.3f"})
