@@ -5,7 +5,12 @@
     bayesvc fit DATA.csv FORMULA [--method reml|ml|map|nuts] [--json] [--groups G]
                 [--re-formula F] [--vc NAME=FORMULA ...] [--missing error|drop]
                 [--draws N --tune N --chains N --seed S] [--quiet]
-    bayesvc compare DATA.csv FORMULA [--json] [--ci-prob P] [model and sampling options as fit]
+                [--ci profile|wald] [--level L]
+    bayesvc compare DATA.csv FORMULA [--json] [--ci-prob P] [--negligible F] [--no-verdicts]
+                [model and sampling options as fit]
+    bayesvc test DATA.csv FORMULA --component NAME [--method exact|bootstrap|chibar] [--nsim N]
+                [--seed S] [--ml] [--executor threads|processes] [--workers N] [--json]
+                [model options as fit]
     bayesvc sensitivity DATA.csv FORMULA [--scales 0.5,1,2,5] [--families halfnormal,...]
                 [--components C,...] [--threshold T] [--executor threads|processes] [--json]
                 [model and sampling options as fit]
@@ -16,7 +21,10 @@ prints one line, ``bayesvc: error: <message>``, to stderr and exits with status 
 (dropped rows, dropped rank-deficient columns, boundary fits) print one line each as
 ``bayesvc: warning: <message>``. With ``--json`` the last line of stdout is one JSON object:
 the result's ``to_dict()`` plus ``"seconds"``, the wall time of the fit (for ``compare``:
-``{"rows": [...]}``, :meth:`bayesvc.Comparison.to_dict`).
+``{"rows": [...], "verdicts": [...]}``, :meth:`bayesvc.Comparison.to_dict`; for ``test``:
+``{"component", "statistic", "p_value", "method", "nsim", ...}``,
+:meth:`bayesvc.results.inference.ComponentTest.to_dict`). ``fit --ci`` adds ``"conf_int":
+{name: [lower, upper]}`` (SD scale for the components and ``"Residual"``).
 
 This module only parses arguments and formats output; the demo lives in :mod:`bayesvc.demo`.
 """
@@ -107,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog=PROG, description="Bayesian variance-component / linear mixed models.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{fit,compare,sensitivity,demo}",
+    sub = parser.add_subparsers(dest="command", metavar="{fit,compare,sensitivity,test,demo}",
                                 parser_class=_Parser)
     fit = _model_command(
         sub, "fit", "fit a model to a CSV file",
@@ -116,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         "print one JSON object (the result plus 'seconds') as the last line")
     fit.add_argument("--method", choices=METHODS, default="reml",
                      help="estimator: REML (default), ML, posterior mode (map) or NUTS")
+    _add_ci_args(fit)
     compare = _model_command(
         sub, "compare", "REML, posterior mode and NUTS side by side",
         "Fit REML, the posterior mode and NUTS to DATA.csv and print one table with a row per "
@@ -123,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         "for 'fit'.", 'print {"rows": [...]} (one object per parameter) as the last line')
     compare.add_argument("--ci-prob", type=float, default=0.95, metavar="P", dest="ci_prob",
                          help="posterior interval probability (default 0.95)")
+    _add_verdict_args(compare)
     sens = _model_command(
         sub, "sensitivity", "prior sensitivity: power-scaling diagnostics and a prior-scale sweep",
         "Fit NUTS to DATA.csv, report the power-scaling prior and likelihood sensitivity of every SD "
@@ -131,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         'With --json the last line is {"components": [...], "fixed": [...], "sweep": [...], ...}.',
         "print one JSON object (components, fixed, sweep) as the last line")
     _add_sensitivity_args(sens)
+    _add_test_command(sub)
     demo = sub.add_parser(
         "demo", help="run the seed notebook's nested and crossed analyses",
         description="Fit the seed notebook's nested and crossed variance-component models three "
@@ -155,6 +166,42 @@ def _add_sensitivity_args(sens: argparse.ArgumentParser) -> None:
                       help="power-scaling sensitivity threshold (default 0.05)")
     sens.add_argument("--executor", choices=("threads", "processes"), default="threads",
                       help="where grid points run (default threads: one compiled model shared)")
+
+
+def _add_ci_args(fit: argparse.ArgumentParser) -> None:
+    fit.add_argument("--ci", choices=("profile", "wald"), default=None,
+                     help="confidence intervals (REML/ML fits): profile likelihood on the fit's criterion, "
+                          "or Wald; adds 'conf_int' to --json")
+    fit.add_argument("--level", type=float, default=0.95, metavar="L", help="interval level (default 0.95)")
+
+
+def _add_verdict_args(compare: argparse.ArgumentParser) -> None:
+    compare.add_argument("--negligible", type=float, default=0.1, metavar="F",
+                         help="a component SD below F residual SDs is negligible (default 0.1)")
+    compare.add_argument("--no-verdicts", action="store_true", dest="no_verdicts",
+                         help="no verdict per component (no tests, profiles or sensitivity)")
+
+
+def _add_test_command(sub) -> None:
+    p = sub.add_parser(
+        "test", help="test that a variance component is zero",
+        description="Fit DATA.csv by REML (or ML with --ml) and test that the variance of one component "
+                    "is zero: exact restricted likelihood ratio test (RLRsim's exactRLRT; approximate "
+                    "with other components present), parametric bootstrap, or the 50:50 chi-bar-squared "
+                    'asymptotic. With --json the last line is {"component", "statistic", "p_value", '
+                    '"method", "nsim", ...}. FORMULA as for \'fit\'.')
+    _add_model_args(p)
+    p.add_argument("--component", required=True, metavar="NAME", help="the component to test")
+    p.add_argument("--method", choices=("exact", "bootstrap", "chibar"), default="exact",
+                   help="null distribution (default exact)")
+    p.add_argument("--nsim", type=_positive_int, default=None, metavar="N",
+                   help="simulations (default 100000 exact, 1000 bootstrap)")
+    p.add_argument("--seed", type=int, default=None, metavar="S", help="random seed of the simulation")
+    p.add_argument("--ml", action="store_true", help="test an ML fit (likelihood ratio) instead of REML")
+    p.add_argument("--executor", choices=("threads", "processes"), default=None,
+                   help="where bootstrap refits run (default: this process)")
+    p.add_argument("--workers", type=_positive_int, default=None, metavar="N", help="bootstrap workers")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -219,6 +266,10 @@ def _model_from_args(args):
 
 
 def _fit(args) -> int:
+    if args.ci is not None and args.method not in ("reml", "ml"):
+        raise UsageError(f"--ci needs --method reml or ml, got {args.method}")
+    if not 0 < args.level < 1:
+        raise UsageError(f"--level must lie in (0, 1), got {args.level}")
     model = _model_from_args(args)
     if args.method in ("reml", "ml"):
         def fit():
@@ -238,23 +289,32 @@ def _fit(args) -> int:
     t0 = time.perf_counter()
     result = fit()
     seconds = time.perf_counter() - t0
+    ci = result.conf_int(method=args.ci, level=args.level) if args.ci is not None else None
     if args.json:
         out = dict(result.to_dict())
         out["seconds"] = seconds
+        if ci is not None:
+            out["conf_int"] = ci.to_dict()
         sys.stdout.flush()
         print(json.dumps(out, default=_json_default))
     else:
         print(result.summary())
+        if ci is not None:
+            print()
+            print(ci)
     return 0
 
 
 def _compare(args) -> int:
     if not 0 < args.ci_prob < 1:
         raise UsageError(f"--ci-prob must lie in (0, 1), got {args.ci_prob}")
+    if not args.negligible > 0:
+        raise UsageError(f"--negligible must be a positive fraction of the residual SD, got {args.negligible}")
     model = _model_from_args(args)
     comparison = compare_model(model, draws=args.draws, tune=args.tune, chains=args.chains,
                                random_seed=args.seed, progressbar=not (args.json or args.quiet),
-                               ci_prob=args.ci_prob)
+                               ci_prob=args.ci_prob, verdicts=not args.no_verdicts,
+                               negligible=args.negligible)
     if args.json:
         sys.stdout.flush()
         print(json.dumps(comparison.to_dict(), default=_json_default))
@@ -314,6 +374,22 @@ def _sensitivity(args) -> int:
     return 0
 
 
+def _test(args) -> int:
+    model = _model_from_args(args)
+    t0 = time.perf_counter()
+    fit = model.fit_reml(reml=not args.ml)
+    kw = {"executor": args.executor, "workers": args.workers} if args.method == "bootstrap" else {}
+    result = fit.test_component(args.component, method=args.method, nsim=args.nsim, seed=args.seed, **kw)
+    if args.json:
+        out = result.to_dict()
+        out["seconds"] = time.perf_counter() - t0
+        sys.stdout.flush()
+        print(json.dumps(out, default=_json_default))
+    else:
+        print(result)
+    return 0
+
+
 def _demo(args) -> int:
     return run_demo(draws=args.draws, nuts=not args.no_nuts, quiet=args.quiet)
 
@@ -331,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.command is None:
                 parser.print_help(sys.stderr)
                 return 2
-            commands = {"fit": _fit, "compare": _compare, "sensitivity": _sensitivity}
+            commands = {"fit": _fit, "compare": _compare, "sensitivity": _sensitivity, "test": _test}
             return commands.get(args.command, _demo)(args)
         except UsageError as err:
             msg = _one_line(err)

@@ -19,7 +19,8 @@ from .errors import SpecificationError, fail
 from .estimators import bayes, fit_map, fit_reml, plan_marginalization
 from .kernel import Kernel
 from .spec import ModelSpec, from_statsmodels, parse_lme4
-from .studies import prior_sweep
+from .studies import component_verdicts, prior_sweep
+from .studies.sensitivity import NEAR_ZERO
 from .views import Comparison, compare
 
 
@@ -202,12 +203,17 @@ class VCModel:
 
 def compare_model(model: VCModel, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed=None,
                   progressbar: bool = False, reml=None, mode=None, posterior=None, ci_prob: float = 0.95,
-                  ci_kind: str = "eti", priors=None, **sample_kwargs) -> Comparison:
+                  ci_kind: str = "eti", priors=None, *, verdicts: bool = True, negligible: float = NEAR_ZERO,
+                  test: str = "exact", alpha: float = 0.05, sweep=None, **sample_kwargs) -> Comparison:
     """Fit what is missing (REML, posterior mode, NUTS) on ``model`` and :func:`bayesvc.compare`.
 
     ``draws, tune, chains, random_seed, progressbar`` and ``**sample_kwargs`` go to
     :meth:`VCModel.sample`; ``priors`` to both the posterior mode and NUTS. The posterior mode
     needs scalar variance components; for correlated terms the ``mode`` column is left empty.
+    With ``verdicts`` (default) the comparison also holds one verdict per component
+    (:func:`bayesvc.studies.component_verdicts`: the ``test`` of each component at ``alpha``, seeded
+    with ``random_seed``; profile intervals; the posterior mass below ``negligible`` residual SDs;
+    prior sensitivity, and ``sweep`` if given).
 
     Examples
     --------
@@ -225,7 +231,12 @@ def compare_model(model: VCModel, draws: int = 1000, tune: int = 1000, chains: i
     if posterior is None:
         posterior = model.sample(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                                  progressbar=progressbar, priors=priors, **sample_kwargs)
-    return compare(reml=reml, mode=mode, posterior=posterior, ci_prob=ci_prob, ci_kind=ci_kind)
+    v = None
+    if verdicts:
+        v = component_verdicts(reml, posterior, sweep=sweep, test=test, seed=random_seed, ci_prob=ci_prob,
+                               negligible=negligible, alpha=alpha,
+                               kernel=model.kernel if model.design.scalar else None)
+    return compare(reml=reml, mode=mode, posterior=posterior, ci_prob=ci_prob, ci_kind=ci_kind, verdicts=v)
 
 
 def _groups_as_column(data, groups) -> tuple[pd.DataFrame, str]:

@@ -26,6 +26,7 @@ from ..errors import BoundaryFitWarning, warn
 from ..kernel import Kernel
 from ..kernel.conditional import conditional_covariances, conditional_modes
 from ..results import OptSummary, RandomEffects, REMLResult
+from .inference import FitInference
 from .information import variance_covariance
 
 #: a diagonal theta below this is tried at exactly zero (MixedModels.jl's ``xtol_zero_abs``)
@@ -181,6 +182,7 @@ def reml_result(design: Design, kernel: Kernel, opt: OptSummary) -> REMLResult:
         vcomp=pd.Series(vcomp, name="vcomp"), scale=float(scale),
         cov_vc=_vc_frame(kernel, vcomp, scale, reml), cov_re=cov_re, llf=-0.5 * opt.deviance,
         converged=opt.converged, theta=theta, opt=opt, random_effects=ranef,
+        inference=FitInference(kernel),
     )
 
 

@@ -132,6 +132,39 @@ def objective_grad(kernel, v, scale, reml: bool) -> tuple[float, np.ndarray]:
     return _objective_at(kernel, f, scale, reml), np.append(gv, gs)
 
 
+def _beta_with_fixed(Mxy: np.ndarray, p: int, j: int, value: float) -> np.ndarray:
+    """The GLS fixed effects with ``beta_j = value`` held: the others minimise the penalized
+    residual sum of squares ``[-beta; 1]' Mxy [-beta; 1]``."""
+    beta = np.zeros(p)
+    beta[j] = value
+    rest = [k for k in range(p) if k != j]
+    if rest:
+        M = Mxy[np.ix_(rest, rest)]
+        beta[rest] = np.linalg.solve(M, Mxy[rest, p] - Mxy[rest, j] * value)
+    return beta
+
+
+def fixed_effect_deviance(kernel, theta, j: int, value: float, grad: bool = False):
+    """``-2`` ML log-likelihood profiled over sigma and every fixed effect but ``beta_j``, which is
+    held at ``value`` (the criterion whose minimum over theta profiles ``beta_j``, as lme4's
+    ``profile()`` does by refitting with ``y - value x_j``). With ``grad``: ``(deviance, gradient in
+    theta)`` (scalar designs; ``inf`` and zeros where ``A(theta)`` cannot be factored)."""
+    theta = np.asarray(theta, dtype=float)
+    try:
+        f = kernel.factorize(theta)
+    except NotPositiveDefinite:
+        return (np.inf, np.zeros_like(theta)) if grad else np.inf
+    beta = _beta_with_fixed(f.Mxy, kernel.p, j, value)
+    w = np.append(-beta, 1.0)
+    pwrss = float(w @ f.Mxy @ w)
+    n = kernel.n
+    dev = float(f.logdet_A + n * (1.0 + LOG2PI + np.log(pwrss / n)))
+    if not grad:
+        return dev
+    dlogdet, dpwrss, _ = log_theta_derivatives(kernel, f, beta)  # envelope theorem: beta_-j, u optimal
+    return dev, _theta_grad(theta, dlogdet + n * dpwrss / pwrss)
+
+
 def loglik(kernel, beta, sigma, tau) -> float:
     """Collapsed log-likelihood ``log p(y | beta, sigma, tau)``."""
     f = kernel.factorize(np.asarray(tau, dtype=float) / sigma)

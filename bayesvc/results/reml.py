@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..design import Design
+from ..errors import fail
 from .summaries import reml_summary, variance_dict
 
 
@@ -138,6 +139,10 @@ class REMLResult:
         How the fit was obtained.
     random_effects : RandomEffects
         Conditional modes and conditional variances.
+    inference : object
+        What :meth:`conf_int` and :meth:`test_component` call: the estimator's
+        :class:`~bayesvc.estimators.inference.FitInference`, which holds the fit's kernel (set by
+        the estimator; ``None`` for a result assembled by hand).
 
     Examples
     --------
@@ -164,6 +169,7 @@ class REMLResult:
     theta: np.ndarray = field(repr=False)
     opt: OptSummary = field(repr=False)
     random_effects: RandomEffects = field(repr=False)
+    inference: object = field(default=None, repr=False, compare=False)
 
     @property
     def bse_fe(self) -> pd.Series:
@@ -207,6 +213,43 @@ class REMLResult:
         """Akaike information criterion, ``-2 llf + 2 k`` with ``k`` fixed effects + thetas + 1.
         Compare AIC across models only for ML fits."""
         return -2 * self.llf + 2 * (len(self.fe_params) + len(self.theta) + 1)
+
+    def _inference(self):
+        if self.inference is None:
+            fail("this result holds no estimator to profile or test with: fit with bvc.fit_reml or "
+                 "VCModel.fit_reml")
+        return self.inference
+
+    def conf_int(self, method: str = "profile", level: float = 0.95):
+        """Confidence intervals for every component SD, the residual SD and the fixed effects: a
+        :class:`~bayesvc.results.inference.ConfIntResult` (:mod:`bayesvc.estimators.profile`).
+
+        ``method="profile"``: profile likelihood on the fit's criterion (REML profiles for REML
+        fits, ML for ML fits; fixed effects always ML), boundary-aware; ``"wald"``: estimate
+        +- z SE. SD scale for the components and the residual.
+
+        Examples
+        --------
+        >>> ci = reml.conf_int()
+        >>> lo, hi = ci.to_dict()["Residual"]; bool(lo < np.sqrt(reml.scale) < hi)
+        True
+        """
+        return self._inference().conf_int(self, method=method, level=level)
+
+    def test_component(self, name: str, method: str = "exact", nsim: int | None = None, seed=None,
+                       **kwargs):
+        """Test that the variance of component ``name`` is zero: a
+        :class:`~bayesvc.results.inference.ComponentTest`
+        (:func:`bayesvc.estimators.lrt.test_component`; ``method`` ``"exact"``,
+        ``"bootstrap"`` or ``"chibar"``; ``executor=``, ``workers=`` for the bootstrap).
+
+        Examples
+        --------
+        >>> t = reml.test_component("g", nsim=10_000, seed=1)
+        >>> t.statistic_name, bool(t.statistic > 10), t.p_value
+        ('RLRT', True, 0.0)
+        """
+        return self._inference().test_component(self, name, method=method, nsim=nsim, seed=seed, **kwargs)
 
     def summary(self, alpha: float = 0.05):
         """statsmodels' MixedLM summary layout (a :class:`~bayesvc.results.table.Summary`, which

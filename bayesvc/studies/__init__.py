@@ -4,5 +4,7 @@
 from .sensitivity import SensitivityResult, sensitivity
 from .sweep import prior_sweep, sample_cached
 from .sweep_result import SweepResult
+from .verdict import ComponentVerdicts, component_verdicts
 
-__all__ = ["sensitivity", "SensitivityResult", "prior_sweep", "SweepResult", "sample_cached"]
+__all__ = ["sensitivity", "SensitivityResult", "prior_sweep", "SweepResult", "sample_cached",
+           "component_verdicts", "ComponentVerdicts"]

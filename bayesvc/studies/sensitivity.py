@@ -35,6 +35,7 @@ from ..errors import BoundaryFitWarning, fail
 from ..estimators import fit_reml
 from ..estimators.bayes.draws import conditional_loglik_sum, marginal_loglik
 from ..kernel import Kernel
+from ..validate import validate_ci_prob
 from ..views.plots import plot_psense, plot_psense_quantities
 
 DIAGNOSES = ("ok", "prior-dominated", "prior-data conflict")
@@ -110,8 +111,9 @@ def _fmt(x: float) -> str:
     return "0" if x == 0 else f"{x:.3g}"
 
 
-def _verdicts(result, table, reml, sweep, threshold, ci_prob=0.95) -> pd.DataFrame:
-    """One row per component and the residual, with one sentence a user can act on."""
+def _verdicts(result, table, reml, sweep, threshold, ci_prob=0.95, negligible=NEAR_ZERO) -> pd.DataFrame:
+    """One row per component and the residual, with one sentence a user can act on; a component SD
+    below ``negligible`` residual SDs counts as near zero."""
     post = result.posterior
     sigma = post["sigma"].values.ravel()
     lo_q, hi_q = (1 - ci_prob) / 2, (1 + ci_prob) / 2
@@ -124,8 +126,8 @@ def _verdicts(result, table, reml, sweep, threshold, ci_prob=0.95) -> pd.DataFra
         x = sigma if is_res else post["sd"].sel(component=c).values.ravel()
         reml_sd = reml_sigma if is_res else float(np.sqrt(max(float(reml.vcomp[c]), 0.0)))
         at_boundary = (not is_res) and c in tuple(reml.boundary)
-        near_zero = (not is_res) and (at_boundary or reml_sd < NEAR_ZERO * reml_sigma)
-        p0 = float(np.mean(x < NEAR_ZERO * sigma)) if not is_res else 0.0
+        near_zero = (not is_res) and (at_boundary or reml_sd < negligible * reml_sigma)
+        p0 = float(np.mean(x < negligible * sigma)) if not is_res else 0.0
         ps_p, ps_l = float(table.loc[lab, "psense_prior"]), float(table.loc[lab, "psense_likelihood"])
         diag = table.loc[lab, "diagnosis"]
         ch = np.nan
@@ -144,7 +146,7 @@ def _verdicts(result, table, reml, sweep, threshold, ci_prob=0.95) -> pd.DataFra
                            f"prior{sweep_txt}; report the prior and the sweep")
             else:
                 verdict = (f"data hardly inform the {what}: {reml_txt}, {p0:.0%} of its posterior lies "
-                           f"below {NEAR_ZERO:g} residual SD and the upper end of its interval "
+                           f"below {negligible:g} residual SD and the upper end of its interval "
                            f"({_fmt(lo)}, {_fmt(hi)}) depends on the prior; report the prior and a "
                            "prior sweep")
         elif diag == "prior-data conflict":
@@ -178,8 +180,8 @@ class SensitivityResult:
         ``prior-dominated``, ``prior-data conflict``).
     verdicts : DataFrame
         Per component and ``"Residual"``: REML SD and boundary flag, posterior mass below
-        ``NEAR_ZERO`` residual SDs (``p_near_zero``), posterior median and interval, the
-        sensitivities and diagnosis, the sweep's relative change (if a sweep was given),
+        ``negligible`` (default :data:`NEAR_ZERO`) residual SDs (``p_near_zero``), posterior median
+        and interval, the sensitivities and diagnosis, the sweep's relative change (if a sweep was given),
         ``flagged`` and ``verdict`` (one sentence).
     likelihood : str
         ``"marginal"`` (collapsed) or ``"conditional"``: the likelihood that was power-scaled.
@@ -250,7 +252,8 @@ class SensitivityResult:
 
 
 def sensitivity(result, threshold: float = 0.05, *, likelihood: str = "auto", reml=None, sweep=None,
-                alphas=(0.99, 1.01), kernel=None) -> SensitivityResult:
+                alphas=(0.99, 1.01), kernel=None, negligible: float = NEAR_ZERO,
+                ci_prob: float = 0.95) -> SensitivityResult:
     """Power-scaling prior and likelihood sensitivity of a NUTS fit, and a verdict per component.
 
     Parameters
@@ -268,6 +271,11 @@ def sensitivity(result, threshold: float = 0.05, *, likelihood: str = "auto", re
         A prior sweep of the same model; its spread enters the verdicts.
     alphas : (float, float)
         Power-scaling factors for the derivative (arviz-stats' default).
+    negligible : float
+        A component SD below this fraction of the residual SD counts as near zero
+        (:data:`NEAR_ZERO`); ``p_near_zero`` is the posterior mass below it.
+    ci_prob : float
+        Probability of the posterior intervals in the verdicts.
 
     Returns
     -------
@@ -290,6 +298,8 @@ def sensitivity(result, threshold: float = 0.05, *, likelihood: str = "auto", re
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", BoundaryFitWarning)  # the verdict says it
             reml = fit_reml(result.design, reml=True, kernel=kernel)
-    verdicts = _verdicts(result, table, reml, sweep, threshold)
+    if not negligible > 0:
+        fail(f"negligible must be a positive fraction of the residual SD, got {negligible}")
+    verdicts = _verdicts(result, table, reml, sweep, threshold, validate_ci_prob(ci_prob), negligible)
     return SensitivityResult(table=table, verdicts=verdicts, threshold=threshold, likelihood=used,
                              idata=tree, sweep=sweep)

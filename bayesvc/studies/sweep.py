@@ -26,7 +26,6 @@ import os
 import threading
 import time
 import warnings
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -35,6 +34,7 @@ from threadpoolctl import threadpool_limits
 from ..errors import fail
 from ..estimators.bayes import sample
 from ..estimators.bayes.cache import cached_build, design_token
+from ..estimators.parallel import executor_pool
 from ..priors import Prior, PriorSet, resolve_priors, sd_family
 from ..validate import validate_ci_prob, validate_sampling, validate_seed
 from .sweep_result import SweepResult
@@ -129,26 +129,11 @@ def _fit_point(task: dict) -> dict:
 # ----------------------------------------------------------------------------- executors
 
 def _pool(executor, chains: int, workers: int | None):
-    """``(Executor, owned, label)``: the executor to run grid points on, and whether we close it."""
-    if hasattr(executor, "get_executor") and type(executor).__module__.startswith("distributed"):
-        return executor.get_executor(pure=False), False, "dask"
-    if isinstance(executor, Executor):
-        return executor, False, type(executor).__name__
-    n = int(workers) if workers else max(1, (os.cpu_count() or 1) // max(chains, 1))
-    if isinstance(executor, (int, np.integer)) and not isinstance(executor, bool):
-        if executor < 1:
-            fail(f"prior_sweep: executor={executor} threads: need at least 1")
-        n = int(executor)
-    elif executor is None and not workers:
-        n = 1  # nutpie already runs a grid point's chains in parallel
-    if executor is None or executor == "threads" or isinstance(executor, (int, np.integer)):
-        return ThreadPoolExecutor(max_workers=n, thread_name_prefix="bayesvc-sweep"), True, f"threads({n})"
-    if executor == "processes":
-        import multiprocessing as mp
-
-        return ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn")), True, f"processes({n})"
-    fail("prior_sweep: executor must be None, 'threads', 'processes', a number of threads, a "
-         f"concurrent.futures.Executor or a dask.distributed.Client, got {executor!r}")
+    """``(Executor, owned, label)``: the executor to run grid points on, and whether we close it
+    (:func:`bayesvc.estimators.parallel.executor_pool`; one thread by default, since nutpie already
+    runs a grid point's chains in parallel)."""
+    return executor_pool(executor, workers, max(1, (os.cpu_count() or 1) // max(chains, 1)), "prior_sweep",
+                         thread_prefix="bayesvc-sweep")
 
 
 def _run(tasks: list[dict], executor, chains: int, workers: int | None = None) -> tuple[list[dict], str]:

@@ -18,6 +18,14 @@ about ``(0.031 / 0.674)**2 = 0.002``; for a well-identified component it is 0.05
 by a factor of about three either way. The rule does not depend on ``ci_prob``. Fixed effects and
 the residual are never flagged.
 
+Verdicts
+--------
+A view never fits, so the verdict per component (REML estimate and profile interval, the test that
+the variance is zero, the posterior and its prior sensitivity, joined in one sentence) is computed
+by a study, :func:`bayesvc.studies.component_verdicts` (which :func:`bayesvc.compare_model` calls),
+and handed to :func:`compare` as ``verdicts=``; the comparison shows it as a second table with the
+sentences below and adds ``"verdicts"`` to :meth:`Comparison.to_dict`.
+
 >>> c = bvc.compare(reml=reml, mode=mode)
 >>> list(c.table.parameter), list(c.table.kind)
 (['Intercept', 'g', 'Residual'], ['fixed', 'variance', 'variance'])
@@ -77,6 +85,9 @@ class Comparison:
         The posterior interval in ``lower``/``upper``.
     methods : tuple of str
         The estimators present, e.g. ``("REML", "MAP", "NUTS")``.
+    verdicts : DataFrame or None
+        A copy of the verdict table passed to :func:`compare` (columns of
+        :class:`bayesvc.studies.ComponentVerdicts`), ``None`` without one.
 
     Examples
     --------
@@ -110,6 +121,14 @@ class Comparison:
     ci_kind: str = "eti"
     methods: tuple = ()
     header: tuple = field(default=(), repr=False)
+    _verdicts: pd.DataFrame | None = field(default=None, repr=False)
+    verdict_note: str = field(default="", repr=False)
+    verdict_records: tuple = field(default=(), repr=False)
+
+    @property
+    def verdicts(self) -> pd.DataFrame | None:
+        """A copy of the verdict table, or ``None`` (module docstring, *Verdicts*)."""
+        return None if self._verdicts is None else self._verdicts.copy()
 
     @property
     def table(self) -> pd.DataFrame:
@@ -168,8 +187,12 @@ class Comparison:
         if t.boundary.any():
             notes.append(f"Boundary: REML variance at zero, or P(var < {BOUNDARY_RATIO:g} x posterior "
                          f"median) > {BOUNDARY_QUANTILE:g}.")
-        return Summary("Mixed Linear Model Estimator Comparison", list(self.header), {"params": params},
-                       float_formats={"params": "%.3f"}, notes=notes)
+        tables = {"params": params}
+        if self._verdicts is not None:
+            tables["verdicts"] = _verdict_table(self._verdicts)
+            notes += [self.verdict_note] + [f"{c}: {s}" for c, s in self._verdicts.sentence.items()]
+        return Summary("Mixed Linear Model Estimator Comparison", list(self.header), tables,
+                       float_formats={"params": "%.3f", "verdicts": "%.3g"}, notes=notes)
 
     def __str__(self) -> str:
         return str(self.summary())
@@ -233,7 +256,23 @@ class Comparison:
                     v = float(v)
                     row[k] = v if math.isfinite(v) else None
             rows.append(row)
-        return {"rows": rows}
+        if self._verdicts is None:
+            return {"rows": rows}
+        return {"rows": rows, "verdicts": [dict(r) for r in self.verdict_records]}
+
+
+#: verdict-table columns shown by the summary (the sentences go below it)
+VERDICT_COLUMNS = {"reml_sd": "REML SD", "ci_lower": "CI lower", "ci_upper": "CI upper", "p_value": "p-value",
+                   "median": "Post. median", "p_negligible": "P(negl.)", "psense_prior": "Prior sens."}
+
+
+def _verdict_table(v: pd.DataFrame) -> pd.DataFrame:
+    out = v[[c for c in VERDICT_COLUMNS if c in v.columns]].rename(columns=VERDICT_COLUMNS).astype(float)
+    out = out[[c for c in out.columns if out[c].notna().any()]]
+    out["Verdict"] = list(v["label"] if "label" in v.columns else v.verdict)
+    out.index = pd.Index([f"{c} SD" for c in v.index], dtype=object)
+    return out
+
 
 
 def _design(*results):
@@ -249,7 +288,8 @@ def _design(*results):
     return d0
 
 
-def compare(reml=None, mode=None, posterior=None, ci_prob: float = 0.95, ci_kind: str = "eti") -> Comparison:
+def compare(reml=None, mode=None, posterior=None, ci_prob: float = 0.95, ci_kind: str = "eti",
+            verdicts=None) -> Comparison:
     """Put REML, posterior-mode and NUTS estimates side by side.
 
     Parameters
@@ -264,6 +304,9 @@ def compare(reml=None, mode=None, posterior=None, ci_prob: float = 0.95, ci_kind
         ``upper``), from :meth:`~bayesvc.PosteriorResult.param_summary`.
     ci_prob : float, default 0.95
     ci_kind : {'eti', 'hdi'}
+    verdicts : ComponentVerdicts, optional
+        One verdict per component, computed by :func:`bayesvc.studies.component_verdicts` (read:
+        its ``table``, ``to_dict()`` and its text's first line); shown as a second table.
 
     Returns
     -------
@@ -314,8 +357,16 @@ def compare(reml=None, mode=None, posterior=None, ci_prob: float = 0.95, ci_kind
         piles = {c: posterior_at_zero(var.sel(component=c).values) for c in d.component_names}
         bnd |= np.array([piles.get(n, False) for n in names])
     table = pd.DataFrame({"parameter": names, "kind": kinds, **cols, "boundary": bnd})[COLUMNS]
+    vt, note, records = None, "", ()
+    if verdicts is not None:
+        vt = verdicts.table.copy()
+        if list(vt.index) != list(d.component_names):
+            raise ValueError(f"compare: the verdicts are for components {list(vt.index)}, the results for "
+                             f"{list(d.component_names)}")
+        note, records = str(verdicts).splitlines()[0], tuple(verdicts.to_dict())
     return Comparison(table, ci_prob=ci_prob, ci_kind=ci_kind, methods=tuple(methods),
-                      header=tuple(_header(d, reml, posterior, methods, ci_prob, ci_kind)))
+                      header=tuple(_header(d, reml, posterior, methods, ci_prob, ci_kind)), _verdicts=vt,
+                      verdict_note=note, verdict_records=records)
 
 
 _HEADER_KEEP = ("Model:", "No. Observations:", "No. Groups:", "Dependent Variable:")

@@ -18,7 +18,7 @@ import pandas as pd
 from .decomposition import variance_shares
 
 __all__ = ["plot_components", "plot_posteriors", "plot_trace", "plot_rank", "plot_energy", "plot_shares",
-           "plot_sweep", "plot_psense", "plot_psense_quantities"]
+           "plot_sweep", "plot_psense", "plot_psense_quantities", "plot_profile"]
 
 DIAGNOSTIC_VARS = ("beta", "sd", "sigma")
 
@@ -276,3 +276,41 @@ def plot_psense_quantities(sensitivity, var_names=("sd", "sigma"), **kwargs):
 
     kwargs.setdefault("backend", "matplotlib")
     return _plot(sensitivity.idata, var_names=list(var_names), **kwargs)
+
+
+def plot_profile(conf_int, parameters=None, axes=None):
+    """Profile-likelihood curves of a :class:`~bayesvc.results.inference.ConfIntResult` (from
+    ``REMLResult.conf_int(method="profile")``): per parameter, the signed square root ``zeta`` of
+    the criterion's rise against the parameter's value (as lme4's ``xyplot(profile(fit))``), with
+    the critical values ``+-z`` (dotted), the interval's ends (dashed) and the estimate. The points
+    are those the root-finding evaluated. Returns the matplotlib Figure."""
+    import matplotlib.pyplot as plt
+
+    if not conf_int.curves:
+        raise ValueError("plot_profile needs profile intervals: conf_int(method='profile')")
+    names = [p for p in (parameters or conf_int.curves) if p in conf_int.curves]
+    if axes is None:
+        fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.2), squeeze=False)
+        axes = axes[0]
+    else:
+        axes = np.atleast_1d(axes)
+        fig = axes[0].figure
+    from scipy.stats import norm
+
+    z = float(norm.ppf((1 + conf_int.level) / 2))
+    for a, name in zip(axes, names):
+        c = conf_int.curves[name].sort_values("value")
+        row = conf_int.table.loc[name]
+        a.plot(c.value, c.zeta, "o-", ms=3)
+        for h in (-z, z):
+            a.axhline(h, ls=":", color="grey", lw=1)
+        for v in (row.lower, row.upper):
+            if np.isfinite(v):
+                a.axvline(v, ls="--", color="k", lw=1)
+        a.axhline(0, color="grey", lw=0.5)
+        label = f"{name} SD" if row.kind == "sd" else ("residual SD" if row.kind == "sigma" else name)
+        a.set_xlabel(f"{label} ({row.criterion} profile)" if row.criterion else label)
+        a.set_title(name + (" (lower end at 0)" if row.at_zero else ""), fontsize="medium")
+    axes[0].set_ylabel(r"$\zeta$")
+    fig.tight_layout()
+    return fig
