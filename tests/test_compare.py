@@ -169,7 +169,8 @@ def test_immutable(pen):
 def test_to_dict_contract(dye2):
     m, r, c, p = dye2
     d = c.to_dict()
-    assert list(d) == ["rows"]
+    assert list(d) == ["rows", "verdicts"]   # compare_model adds the verdicts; bvc.compare: rows only
+    assert list(compare(r, posterior=p).to_dict()) == ["rows"]
     assert [row["parameter"] for row in d["rows"]] == ["Intercept", "Batch", "Residual"]
     for row in d["rows"]:
         assert list(row) == COLUMNS
@@ -202,7 +203,9 @@ def test_cli_compare_json(capsys):
     out, err = capsys.readouterr()
     assert rc == 0, err
     got = json.loads(out.strip().splitlines()[-1])
-    assert list(got) == ["rows"]
+    assert list(got) == ["rows", "verdicts"]
+    assert [v["component"] for v in got["verdicts"]] == ["Batch"]
+    assert got["verdicts"][0]["label"] == "boundary" and got["verdicts"][0]["p_value"] == 1.0
     assert [r["parameter"] for r in got["rows"]] == ["Intercept", "Batch", "Residual"]
     for row in got["rows"]:
         assert set(row) == {"parameter", "kind", "reml", "reml_se", "mode", "mean", "median",
@@ -213,6 +216,32 @@ def test_cli_compare_json(capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert got["rows"][2]["reml"] == api.fit_reml().scale
+
+
+def test_compare_model_verdict_at_the_boundary(dye2):
+    """Dyestuff2: REML puts the Batch SD at 0, so the exact RLRT has statistic 0 (p = 1), the REML
+    profile interval reaches 0, and part of the posterior lies below 0.1 residual SD."""
+    m, r, c, p = dye2
+    row = c.verdicts.loc["Batch"]
+    assert row.verdict == "at the boundary: the data cannot tell it from zero"
+    assert row.statistic == 0 and row.p_value == 1.0 and row.ci_lower == 0 and row.ci_at_zero
+    sd = p.posterior["sd"].sel(component="Batch").values.ravel()
+    sigma = p.posterior["sigma"].values.ravel()
+    assert row.p_negligible == pytest.approx(np.mean(sd < 0.1 * sigma)) and row.p_negligible > 0.05
+    assert "the upper end of its posterior depends on the prior" in row.sentence
+    assert "boundary" in str(c)
+
+
+def test_cli_compare_without_verdicts(capsys):
+    argv = ["compare", str(DATA / "Dyestuff2.csv"), DYE_FORMULA, "--json", "--draws", "100", "--tune", "100",
+            "--chains", "1", "--seed", "3", "--no-verdicts"]
+    rc = main(argv)
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert list(json.loads(out.strip().splitlines()[-1])) == ["rows"]
+    rc = main(["compare", str(DATA / "Dyestuff.csv"), DYE_FORMULA, "--negligible", "0"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--negligible" in err
 
 
 def test_cli_compare_bad_ci_prob(capsys):
