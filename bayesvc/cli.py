@@ -309,7 +309,8 @@ def _compare(args) -> int:
     if not 0 < args.ci_prob < 1:
         raise UsageError(f"--ci-prob must lie in (0, 1), got {args.ci_prob}")
     if not args.negligible > 0:
-        raise UsageError(f"--negligible must be a positive fraction of the residual SD, got {args.negligible}")
+        raise UsageError(f"--negligible must be a positive fraction of the residual SD, "
+                         f"got {args.negligible}")
     model = _model_from_args(args)
     comparison = compare_model(model, draws=args.draws, tune=args.tune, chains=args.chains,
                                random_seed=args.seed, progressbar=not (args.json or args.quiet),

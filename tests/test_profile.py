@@ -141,7 +141,8 @@ def _dense_reml(design, sd, sigma) -> float:
     XtVX = (Xq.T / d) @ Xq
     beta = np.linalg.solve(XtVX, (Xq.T / d) @ yq)
     r = yq - Xq @ beta
-    return float((n - p) * np.log(2 * np.pi) + np.log(d).sum() + np.linalg.slogdet(XtVX)[1] + np.sum(r * r / d))
+    logdet_xvx = np.linalg.slogdet(XtVX)[1]
+    return float((n - p) * np.log(2 * np.pi) + np.log(d).sum() + logdet_xvx + np.sum(r * r / d))
 
 
 def _dense_profile(design, which, values, hat):
@@ -150,7 +151,8 @@ def _dense_profile(design, which, values, hat):
     out = []
     for v in values:
         f = (lambda s: _dense_reml(design, v, s)) if which == "sd" else (lambda t: _dense_reml(design, t, v))
-        res = minimize_scalar(f, bounds=(1e-3 * hat, 5 * hat), method="bounded", options={"xatol": 1e-9 * hat})
+        res = minimize_scalar(f, bounds=(1e-3 * hat, 5 * hat), method="bounded",
+                              options={"xatol": 1e-9 * hat})
         out.append(min(res.fun, f(0.0)) if which == "sigma" else res.fun)  # the SD may sit at 0
     return np.array(out)
 
@@ -232,8 +234,8 @@ def test_bad_arguments():
 # ----------------------------------------------------------------------------- CLI and plot
 
 def test_cli_fit_ci_json(capsys):
-    rc = main(["fit", str(DATA / "Dyestuff.csv"), "Yield ~ 1 + (1|Batch)", "--method", "ml", "--ci", "profile",
-               "--json"])
+    rc = main(["fit", str(DATA / "Dyestuff.csv"), "Yield ~ 1 + (1|Batch)", "--method", "ml",
+               "--ci", "profile", "--json"])
     out, err = capsys.readouterr()
     assert rc == 0, err
     got = json.loads(out.strip().splitlines()[-1])

@@ -77,7 +77,8 @@ class ComponentVerdicts:
         ``statistic, p_value, test`` (its label), the posterior ``median, lower, upper`` of the SD
         and ``p_negligible`` (posterior mass below ``negligible`` residual SDs), the sensitivity's
         ``psense_prior, diagnosis, sweep_change``, ``verdict`` (one of :data:`VERDICTS`), its short
-        ``label`` (``supported``, ``boundary``, ``prior-driven``) and ``sentence``. NaN where an input was not available.
+        ``label`` (``supported``, ``boundary``, ``prior-driven``) and ``sentence``. NaN where an
+        input was not available.
     alpha, negligible, level, ci_prob : float
         The test's level, the negligible size (fraction of the residual SD), the interval level and
         the posterior interval probability.
@@ -116,12 +117,15 @@ class ComponentVerdicts:
 
 
 def _test_row(reml, c, test, nsim, seed):
+    """The test's numbers, or NaN and the reason where the component cannot be tested this way (a
+    component of a correlated term; the exact LRT among other components of an ML fit)."""
     try:
         locate_component(reml.design, c)
-    except SpecificationError:
-        return {"statistic": np.nan, "p_value": np.nan, "test": "none (component of a correlated term)",
-                "statistic_name": "", "nsim": 0}
-    t = reml.test_component(c, method=test, nsim=nsim, seed=seed)
+        t = reml.test_component(c, method=test, nsim=nsim, seed=seed)
+    except SpecificationError as err:
+        why = "a component of a correlated term" if "correlated term" in str(err) else str(err).split(";")[0]
+        return {"statistic": np.nan, "p_value": np.nan, "test": f"none ({why})", "statistic_name": "",
+                "nsim": 0}
     label = t.method + (", approximate" if t.approximate else "")
     return {"statistic": t.statistic, "p_value": t.p_value, "test": label, "statistic_name": t.statistic_name,
             "nsim": t.nsim}
@@ -173,8 +177,8 @@ def _sentence(r, v: ComponentVerdicts) -> str:
         parts.append(f"{r['statistic_name']} p {p} ({r['test']})")
     if np.isfinite(r["ci_lower"]):
         reach = "reaches 0" if r["ci_at_zero"] else "excludes 0"
-        parts.append(f"the {100 * v.level:g}% {v.interval} interval ({_f(r['ci_lower'])}, {_f(r['ci_upper'])}) "
-                     f"{reach}")
+        parts.append(f"the {100 * v.level:g}% {v.interval} interval ({_f(r['ci_lower'])}, "
+                     f"{_f(r['ci_upper'])}) {reach}")
     freq = f"REML SD {_f(r['reml_sd'])}; " + ", ".join(parts) if parts else f"REML SD {_f(r['reml_sd'])}"
     bayes = ""
     if np.isfinite(r["median"]):
