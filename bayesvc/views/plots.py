@@ -225,16 +225,9 @@ def plot_sweep(sweep, components=None, ax=None):
     """A prior sweep (:class:`~bayesvc.SweepResult`): each swept component's posterior median and
     interval (and mode) against its prior scale, with the REML estimate (dashed) and the prior's
     own median (dotted) as references. Returns the matplotlib Figure."""
-    import matplotlib.pyplot as plt
-
     s = sweep.swept()
     comps = list(dict.fromkeys(s.component)) if components is None else list(components)
-    if ax is None:
-        fig, axes = plt.subplots(1, len(comps), figsize=(4.2 * len(comps), 3.4), squeeze=False)
-        axes = axes[0]
-    else:
-        axes = np.atleast_1d(ax)
-        fig = axes[0].figure
+    fig, axes = _panel_row(ax, len(comps), (4.2, 3.4))
     fams = list(dict.fromkeys(s.family))
     for a, comp in zip(axes, comps):
         g = s[s.component == comp]
@@ -278,24 +271,30 @@ def plot_psense_quantities(sensitivity, var_names=("sd", "sigma"), **kwargs):
     return _plot(sensitivity.idata, var_names=list(var_names), **kwargs)
 
 
+def _panel_row(axes, n: int, size: tuple[float, float]):
+    """``(Figure, axes)``: ``n`` panels in a row of a new figure (each ``size`` inches), or the
+    given axes."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        fig, axes = plt.subplots(1, n, figsize=(size[0] * n, size[1]), squeeze=False)
+        return fig, axes[0]
+    axes = np.atleast_1d(axes)
+    return axes[0].figure, axes
+
+
 def plot_profile(conf_int, parameters=None, axes=None):
     """Profile-likelihood curves of a :class:`~bayesvc.results.inference.ConfIntResult` (from
     ``REMLResult.conf_int(method="profile")``): per parameter, the signed square root ``zeta`` of
     the criterion's rise against the parameter's value (as lme4's ``xyplot(profile(fit))``), with
     the critical values ``+-z`` (dotted), the interval's ends (dashed) and the estimate. The points
     are those the root-finding evaluated. Returns the matplotlib Figure."""
-    import matplotlib.pyplot as plt
+    from scipy.stats import norm
 
     if not conf_int.curves:
         raise ValueError("plot_profile needs profile intervals: conf_int(method='profile')")
     names = [p for p in (parameters or conf_int.curves) if p in conf_int.curves]
-    if axes is None:
-        fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.2), squeeze=False)
-        axes = axes[0]
-    else:
-        axes = np.atleast_1d(axes)
-        fig = axes[0].figure
-    from scipy.stats import norm
+    fig, axes = _panel_row(axes, len(names), (3.2, 3.2))
 
     z = float(norm.ppf((1 + conf_int.level) / 2))
     for a, name in zip(axes, names):
