@@ -13,8 +13,10 @@ from .kernel import Kernel
 from .model import VCModel, compare_model
 from .priors import Exponential, Flat, HalfCauchy, HalfNormal, HalfStudentT, Normal, Prior, PriorSet
 from .results import ModeResult, OptSummary, PosteriorResult, RandomEffects, REMLResult
+from .results import ComponentTest, ConfIntResult
 from .spec import ModelSpec, RETerm, VCSpec, from_statsmodels, parse_lme4
 from .studies import SensitivityResult, SweepResult, prior_sweep, sensitivity
+from .studies import ComponentVerdicts, component_verdicts
 from .views import Comparison, compare, icc, ranef, variance_shares
 
 __version__ = "0.1.0"
@@ -27,5 +29,5 @@ __all__ = [
     "ModeResult", "fit_map", "PosteriorResult", "SamplingWarning", "Prior", "PriorSet", "HalfNormal",
     "HalfStudentT", "HalfCauchy", "Exponential", "Flat", "Normal", "compare", "compare_model",
     "Comparison", "variance_shares", "icc", "ranef", "sensitivity", "SensitivityResult", "prior_sweep",
-    "SweepResult",
+    "SweepResult", "ComponentTest", "ConfIntResult", "component_verdicts", "ComponentVerdicts",
 ]

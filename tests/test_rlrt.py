@@ -187,6 +187,22 @@ def test_null_fit_simulates_from_the_model_without_the_component():
     assert ys.var(axis=0).mean() == pytest.approx(want, rel=4 * np.sqrt(2 / 400))
 
 
+def test_a_column_of_an_uncorrelated_term_is_tested_alone():
+    """One coefficient of an uncorrelated p = 2 term equals the same component as its own term."""
+    import dataclasses
+
+    df = pd.read_csv(DATA / "sleepstudy.csv", dtype={"Subject": str})
+    split = bvc.VCModel.from_formula("Reaction ~ 1 + Days + (Days||Subject)", data=df)
+    joint = bvc.VCModel.from_formula("Reaction ~ 1 + Days + (1 + Days|Subject)", data=df).design
+    design = dataclasses.replace(joint, terms=(dataclasses.replace(joint.terms[0], correlated=False),))
+    d0 = drop_component(design, "Days|Subject")
+    assert d0.terms[0].coef_names == ("Intercept",) and d0.terms[0].Z.shape == (180, 18)
+    a = bvc.fit_reml(design).test_component("Days|Subject", nsim=1000, seed=1)
+    b = split.fit_reml().test_component("Days|Subject", nsim=1000, seed=1)
+    assert a.statistic == pytest.approx(b.statistic, abs=1e-5) and a.approximate and b.approximate
+    np.testing.assert_allclose(a.null_sample, b.null_sample, atol=1e-10)
+
+
 # ----------------------------------------------------------------------------- input
 
 def test_bad_input_is_one_line():

@@ -50,6 +50,9 @@ NSIM = {"exact": 100_000, "bootstrap": 1000, "chibar": 0}
 BOOT_BLOCK = 50
 #: statistics below this count as 0 (the optimizer's tolerance on the deviance is ~1e-9)
 ZERO_STAT = 1e-8
+#: L-BFGS-B settings of the bootstrap refits: deviances to ~1e-9 (measured on Pastes), far below
+#: what a p-value needs, with ~40% fewer evaluations than the fit's defaults
+BOOT_OPT = {"ftol": 1e-10, "gtol": 1e-6}
 
 REFERENCES = {
     "exact": "exact finite-sample null (Crainiceanu & Ruppert 2004; RLRsim's exactRLRT)",
@@ -109,10 +112,10 @@ def _boot_block(task) -> np.ndarray:
         for r in range(task["n"]):
             y = null.simulate(rng)
             k1 = Kernel(with_response(design, y))
-            dev1 = optimize_deviance(k1, reml=reml, theta0=theta1).deviance
+            dev1 = optimize_deviance(k1, reml=reml, theta0=theta1, **BOOT_OPT).deviance
             if null.design.terms:
                 k0 = Kernel(with_response(null.design, y))
-                dev0 = optimize_deviance(k0, reml=reml, theta0=null.theta).deviance
+                dev0 = optimize_deviance(k0, reml=reml, theta0=null.theta, **BOOT_OPT).deviance
             else:
                 dev0 = k1.deviance(np.zeros(k1.n_theta), reml)
             out[r] = _statistic(dev0, dev1)

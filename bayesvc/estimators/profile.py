@@ -19,8 +19,9 @@ the rise stays below the chi-square(1) quantile. Endpoints are roots found by ``
 
 Wald intervals are ``estimate +- z SE``: fixed effects from ``cov_fe`` (as lme4's
 ``confint(method = "Wald")``), SDs by the delta method from the information matrix ``cov_vc``, cut at
-zero. SD profiles need scalar variance components (no correlated random slopes); for correlated
-terms their rows are NaN with a note, and the fixed-effect rows are still profiled.
+zero. SD profiles need scalar variance components (every term one coefficient, e.g. ``(x || g)``
+rather than ``(1 + x | g)``); otherwise their rows are NaN with a note, and the fixed-effect rows
+are still profiled.
 
 >>> ci = conf_int(reml, method="profile", level=0.95)
 >>> ci.table[["estimate", "lower", "upper"]].round(3).to_dict("index")["g"]
@@ -191,7 +192,7 @@ def _variance_rows(result, kernel, z2, curves) -> list[dict]:
     reml = result.method == "REML"
     names = list(result.vcomp.index) + ["Residual"]
     if not kernel.scalar:
-        note = "profiles of the SDs of correlated terms are not implemented"
+        note = "SD profiles need scalar terms only (not implemented for terms like (1 + x | g))"
         return [{"parameter": c, "kind": "sd" if c != "Residual" else "sigma",
                  "estimate": float(np.sqrt(v)), "lower": np.nan, "upper": np.nan, "criterion": result.method,
                  "at_zero": False, "note": note} for c, v in result.variances.items()]
