@@ -10,7 +10,7 @@ from .design import Design, RandomTerm, build_design, design_from_arrays, suffic
 from .errors import BoundaryFitWarning, RankDeficiencyWarning, SamplingWarning, SpecificationError
 from .estimators import fit_map, fit_reml, make_devfun, optimize_deviance
 from .kernel import Kernel
-from .model import VCModel, compare_model
+from .model import MixedLM, VCModel, compare_model, mixedlm
 from .priors import Exponential, Flat, HalfCauchy, HalfNormal, HalfStudentT, Normal, Prior, PriorSet
 from .results import ModeResult, OptSummary, PosteriorResult, RandomEffects, REMLResult
 from .spec import ModelSpec, RETerm, VCSpec, from_statsmodels, parse_lme4
@@ -27,5 +27,5 @@ __all__ = [
     "ModeResult", "fit_map", "PosteriorResult", "SamplingWarning", "Prior", "PriorSet", "HalfNormal",
     "HalfStudentT", "HalfCauchy", "Exponential", "Flat", "Normal", "compare", "compare_model",
     "Comparison", "variance_shares", "icc", "ranef", "sensitivity", "SensitivityResult", "prior_sweep",
-    "SweepResult",
+    "SweepResult", "MixedLM", "mixedlm",
 ]

@@ -35,6 +35,7 @@ from ..errors import BoundaryFitWarning, fail
 from ..estimators import fit_reml
 from ..estimators.bayes.draws import conditional_loglik_sum, marginal_loglik
 from ..kernel import Kernel
+from ..validate import validate_choice
 from ..views.plots import plot_psense, plot_psense_quantities
 
 DIAGNOSES = ("ok", "prior-dominated", "prior-data conflict")
@@ -110,13 +111,17 @@ def _fmt(x: float) -> str:
     return "0" if x == 0 else f"{x:.3g}"
 
 
-def _verdicts(result, table, reml, sweep, threshold, ci_prob=0.95) -> pd.DataFrame:
-    """One row per component and the residual, with one sentence a user can act on."""
+def _verdicts(result, table, reml, sweep, threshold, ci_prob=0.95, scale="variance") -> pd.DataFrame:
+    """One row per component and the residual, with one sentence a user can act on; values in
+    ``scale`` (variances or SDs; the near-zero rule and the sweep's change are the SD's)."""
     post = result.posterior
     sigma = post["sigma"].values.ravel()
     lo_q, hi_q = (1 - ci_prob) / 2, (1 + ci_prob) / 2
     reml_sigma = float(np.sqrt(reml.scale))
-    change = sweep.change() if sweep is not None else None
+    change = sweep.change(scale="sd") if sweep is not None else None  # SWEEP_CHANGE is an SD's
+    power = 2 if scale == "variance" else 1
+    unit = "variance" if power == 2 else "SD"
+    below = f"{NEAR_ZERO**2:g} of the residual variance" if power == 2 else f"{NEAR_ZERO:g} residual SD"
     rows = []
     for c in list(result.design.component_names) + ["Residual"]:
         is_res = c == "Residual"
@@ -133,10 +138,11 @@ def _verdicts(result, table, reml, sweep, threshold, ci_prob=0.95) -> pd.DataFra
             mine = [v for (fam, comp), v in change.items() if comp == c]
             ch = float(max(mine)) if mine else np.nan
         swept_driven = bool(np.isfinite(ch) and ch > SWEEP_CHANGE)
-        med, lo, hi = float(np.median(x)), float(np.quantile(x, lo_q)), float(np.quantile(x, hi_q))
-        what = "residual SD" if is_res else f"{c} SD"
-        reml_txt = "REML is 0" if at_boundary else f"REML is {_fmt(reml_sd)}"
-        sweep_txt = f" (the sweep moves its median by {ch:.0%})" if swept_driven else ""
+        xs = x**power
+        med, lo, hi = float(np.median(xs)), float(np.quantile(xs, lo_q)), float(np.quantile(xs, hi_q))
+        what = f"residual {unit}" if is_res else f"{c} {unit}"
+        reml_txt = "REML is 0" if at_boundary else f"REML is {_fmt(reml_sd**power)}"
+        sweep_txt = f" (the sweep moves the median of its SD by {ch:.0%})" if swept_driven else ""
         if near_zero:
             flagged = True
             if diag != "ok" or swept_driven:
@@ -144,7 +150,7 @@ def _verdicts(result, table, reml, sweep, threshold, ci_prob=0.95) -> pd.DataFra
                            f"prior{sweep_txt}; report the prior and the sweep")
             else:
                 verdict = (f"data hardly inform the {what}: {reml_txt}, {p0:.0%} of its posterior lies "
-                           f"below {NEAR_ZERO:g} residual SD and the upper end of its interval "
+                           f"below {below} and the upper end of its interval "
                            f"({_fmt(lo)}, {_fmt(hi)}) depends on the prior; report the prior and a "
                            "prior sweep")
         elif diag == "prior-data conflict":
@@ -159,8 +165,9 @@ def _verdicts(result, table, reml, sweep, threshold, ci_prob=0.95) -> pd.DataFra
             flagged = False
             verdict = (f"ok: the data inform the {what} ({reml_txt}, posterior median {_fmt(med)}); "
                        "the prior matters little")
-        rows.append({"component": c, "parameter": lab, "reml_sd": reml_sd, "reml_boundary": at_boundary,
-                     "near_zero": near_zero, "p_near_zero": p0, "median": med, "lower": lo, "upper": hi,
+        rows.append({"component": c, "parameter": lab, "reml_sd": reml_sd, "reml_variance": reml_sd**2,
+                     "reml_boundary": at_boundary, "near_zero": near_zero, "p_near_zero": p0,
+                     "scale": unit.lower(), "median": med, "lower": lo, "upper": hi,
                      "psense_prior": ps_p, "psense_likelihood": ps_l, "diagnosis": diag,
                      "sweep_change": ch, "flagged": flagged, "verdict": verdict})
     return pd.DataFrame(rows).set_index("component")
@@ -177,14 +184,17 @@ class SensitivityResult:
         ``name``, ``psense_prior``, ``psense_likelihood``, ``diagnosis`` (``ok``,
         ``prior-dominated``, ``prior-data conflict``).
     verdicts : DataFrame
-        Per component and ``"Residual"``: REML SD and boundary flag, posterior mass below
-        ``NEAR_ZERO`` residual SDs (``p_near_zero``), posterior median and interval, the
-        sensitivities and diagnosis, the sweep's relative change (if a sweep was given),
-        ``flagged`` and ``verdict`` (one sentence).
+        Per component and ``"Residual"``: REML SD and variance and boundary flag, posterior mass
+        below ``NEAR_ZERO`` residual SDs (``p_near_zero``), the posterior median and interval of the
+        variance (or SD: column ``scale``), the sensitivities and diagnosis, the sweep's relative
+        change of the median SD (if a sweep was given), ``flagged`` and ``verdict`` (one sentence,
+        quoting values in ``scale``).
     likelihood : str
         ``"marginal"`` (collapsed) or ``"conditional"``: the likelihood that was power-scaled.
     threshold : float
         The sensitivity threshold used.
+    scale : {'variance', 'sd'}
+        The scale of the verdicts' values and sentences.
 
     Examples
     --------
@@ -201,6 +211,7 @@ class SensitivityResult:
     likelihood: str
     idata: object = field(repr=False)
     sweep: object = field(default=None, repr=False)
+    scale: str = "variance"
 
     @property
     def flagged(self) -> list[str]:
@@ -221,7 +232,9 @@ class SensitivityResult:
     def to_dict(self) -> dict:
         """``{"components": [...], "fixed": [...]}``: the SDs (components, then the residual) and
         the fixed effects, each with ``parameter, psense_prior, psense_likelihood, diagnosis``;
-        component rows add ``component, flagged, verdict``.
+        component rows add ``component, flagged, reml_sd, reml_variance, p_near_zero`` and, in
+        ``scale`` (``"variance"`` or ``"sd"``), the posterior ``median, lower, upper`` and the
+        ``verdict``.
 
         """
         comps = []
@@ -230,8 +243,10 @@ class SensitivityResult:
                           "psense_prior": float(r.psense_prior),
                           "psense_likelihood": float(r.psense_likelihood),
                           "diagnosis": r.diagnosis, "flagged": bool(r.flagged),
-                          "reml_sd": float(r.reml_sd), "p_near_zero": float(r.p_near_zero),
-                          "verdict": r.verdict})
+                          "reml_sd": float(r.reml_sd), "reml_variance": float(r.reml_variance),
+                          "p_near_zero": float(r.p_near_zero), "scale": r.scale,
+                          "median": float(r["median"]), "lower": float(r.lower),
+                          "upper": float(r.upper), "verdict": r.verdict})
         fixed = [{"parameter": lab, "psense_prior": float(r.psense_prior),
                   "psense_likelihood": float(r.psense_likelihood), "diagnosis": r.diagnosis}
                  for lab, r in self.table[self.table.kind == "beta"].iterrows()]
@@ -240,7 +255,8 @@ class SensitivityResult:
 
     def __str__(self) -> str:
         t = self.table[["psense_prior", "psense_likelihood", "diagnosis"]]
-        lines = [f"Power-scaling sensitivity (threshold {self.threshold:g}; {self.likelihood} likelihood)",
+        lines = [f"Power-scaling sensitivity (threshold {self.threshold:g}; {self.likelihood} likelihood; "
+                 f"verdicts in {'variances' if self.scale == 'variance' else 'SDs'})",
                  t.to_string(float_format=lambda v: f"{v:.3f}"), "", "Verdicts:"]
         lines += [f"  {c}: {v}" for c, v in self.verdicts.verdict.items()]
         return "\n".join(lines)
@@ -250,7 +266,7 @@ class SensitivityResult:
 
 
 def sensitivity(result, threshold: float = 0.05, *, likelihood: str = "auto", reml=None, sweep=None,
-                alphas=(0.99, 1.01), kernel=None) -> SensitivityResult:
+                alphas=(0.99, 1.01), kernel=None, scale: str = "variance") -> SensitivityResult:
     """Power-scaling prior and likelihood sensitivity of a NUTS fit, and a verdict per component.
 
     Parameters
@@ -268,6 +284,8 @@ def sensitivity(result, threshold: float = 0.05, *, likelihood: str = "auto", re
         A prior sweep of the same model; its spread enters the verdicts.
     alphas : (float, float)
         Power-scaling factors for the derivative (arviz-stats' default).
+    scale : {'variance', 'sd'}
+        Report the verdicts' values in variances (as every summary) or SDs.
 
     Returns
     -------
@@ -290,6 +308,7 @@ def sensitivity(result, threshold: float = 0.05, *, likelihood: str = "auto", re
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", BoundaryFitWarning)  # the verdict says it
             reml = fit_reml(result.design, reml=True, kernel=kernel)
-    verdicts = _verdicts(result, table, reml, sweep, threshold)
+    scale = validate_choice(scale, "scale", ("variance", "sd"))
+    verdicts = _verdicts(result, table, reml, sweep, threshold, scale=scale)
     return SensitivityResult(table=table, verdicts=verdicts, threshold=threshold, likelihood=used,
-                             idata=tree, sweep=sweep)
+                             idata=tree, sweep=sweep, scale=scale)
