@@ -10,7 +10,6 @@ import pytest
 import bayesvc as bvc
 from bayesvc.estimators.information import variance_covariance
 from bayesvc.views.decomposition import icc, ranef, variance_shares
-
 from conftest import dense_information, parameter_values
 
 DATA = Path(__file__).parent / "data"

@@ -85,7 +85,7 @@ def test_sampling_warnings_point_at_the_users_line_and_blas_is_quiet(sleep_nuts)
 # ----------------------------------------------------------------------------- NUTS, correlated
 
 def test_nuts_summary_has_scale_covariance_and_correlation_rows(sleep_nuts):
-    m, post, _ = sleep_nuts
+    _, post, _ = sleep_nuts
     s = post.summary()
     head = dict(s.header)
     assert head["Scale:"] == post.scale == pytest.approx(float(post.posterior["scale"].mean()), rel=1e-12)
@@ -167,6 +167,7 @@ def test_cli_messages_spell_the_cli_options(capsys, monkeypatch):
 
     monkeypatch.setattr(bvc.VCModel, "sample", fake_sample)
     rc, _, err = run(capsys, "fit", DYESTUFF, "Yield ~ 1 + (1|Batch)", "--method", "nuts")
+    assert rc == 2
     assert "bayesvc: warning: 3 divergent transitions: increase tune, or try another " \
            "parameterization (--marginalize false)" in err
     # the API keeps the API's spelling

@@ -5,7 +5,6 @@ import pandas as pd
 import pytest
 
 import bayesvc as bvc
-
 from conftest import numerical_gradient
 
 
@@ -75,7 +74,8 @@ PARITY = ["y ~ x + (1|g1/g2)", "y ~ x + (1|g1) + (1|h)", "y ~ x + (1|g1/g2) + (1
 def test_numpy_and_numba_kernels_agree(formula, data):
     """Nested (diagonal rest block), crossed and partially crossed designs: the compiled kernel gives
     the NumPy kernel's log-likelihood, gradient and exact random-effect draw (same normals)."""
-    from bayesvc.kernel.compiled import draw_effects as compiled_draw, kernel_arrays, logp_grad
+    from bayesvc.kernel.compiled import draw_effects as compiled_draw
+    from bayesvc.kernel.compiled import kernel_arrays, logp_grad
     from bayesvc.kernel.conditional import draw_effects
 
     d = bvc.VCModel.from_formula(formula, data=data).design

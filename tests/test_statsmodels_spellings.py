@@ -28,8 +28,8 @@ import pytest
 import bayesvc as bvc
 
 statsmodels = pytest.importorskip("statsmodels")
-from statsmodels.regression.mixed_linear_model import MixedLM as SMMixedLM  # noqa: E402
-from statsmodels.regression.mixed_linear_model import MixedLMParams  # noqa: E402
+from statsmodels.regression.mixed_linear_model import MixedLM as SMMixedLM
+from statsmodels.regression.mixed_linear_model import MixedLMParams
 
 RESULTS = Path(statsmodels.__file__).parent / "regression" / "tests" / "results"
 sm = smf = bvc  # the only change to the pasted statsmodels code
@@ -87,10 +87,10 @@ def statsmodels_ses_at(model, ours, k_re: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- the docs' examples
 
 @pytest.mark.parametrize("reml, lme4", [
-    (True, dict(fe=[15.723523, 6.942505], bse=[0.78805374, 0.03338727], scale=11.36692, var=40.39395,
-                llf=-2404.775)),
-    (False, dict(fe=[15.723517, 6.942506], bse=[0.7829397, 0.0333661], scale=11.35251, var=39.82097,
-                 llf=-2402.932)),
+    (True, {"fe": [15.723523, 6.942505], "bse": [0.78805374, 0.03338727], "scale": 11.36692, "var": 40.39395,
+                "llf": -2404.775}),
+    (False, {"fe": [15.723517, 6.942506], "bse": [0.7829397, 0.0333661], "scale": 11.35251, "var": 39.82097,
+                 "llf": -2402.932}),
 ])
 def test_docs_random_intercept_per_pig(dietox, reml, lme4):
     """mixed_lm_example: ``smf.mixedlm("Weight ~ Time", data, groups=data["Pig"])`` (the default
@@ -112,10 +112,10 @@ def test_docs_random_intercept_per_pig(dietox, reml, lme4):
 
 
 @pytest.mark.parametrize("reml, lme4", [
-    (True, dict(fe=[15.738650, 6.939014], bse=[0.5501253, 0.0798254], scale=6.03745,
-                cov=[19.4934552, 0.2938323, 0.4160620], llf=-2217.047)),
-    (False, dict(fe=[15.73863, 6.93902], bse=[0.54629282, 0.07926954], scale=6.037441,
-                 cov=[19.190922, 0.293568, 0.409695], llf=-2215.753)),
+    (True, {"fe": [15.738650, 6.939014], "bse": [0.5501253, 0.0798254], "scale": 6.03745,
+                "cov": [19.4934552, 0.2938323, 0.4160620], "llf": -2217.047}),
+    (False, {"fe": [15.73863, 6.93902], "bse": [0.54629282, 0.07926954], "scale": 6.037441,
+                 "cov": [19.190922, 0.293568, 0.409695], "llf": -2215.753}),
 ])
 def test_docs_random_slope_per_pig(dietox, reml, lme4):
     """mixed_lm_example: ``re_formula="~Time"`` (statsmodels' leading ``~``), a correlated random
@@ -252,7 +252,7 @@ def test_leading_tilde_in_re_and_vc_formulas():
         rows.append(pd.DataFrame({"y": yy, "x0": xx[:, 0], "x1": xx[:, 1], "z0": zz[:, 0], "z1": zz[:, 1],
                                   "v0": vv0, "v1": vv1, "g": f"g{i:d}"}))
     df = pd.concat(rows, ignore_index=True)
-    kw = dict(groups="g", data=df)
+    kw = {"groups": "g", "data": df}
     model = sm.MixedLM.from_formula("y ~ x0 + x1", re_formula="~0 + z0 + z1",
                                     vc_formula={"v0": "~0+C(v0)", "v1": "0+C(v1)"}, **kw)
     result = model.fit()

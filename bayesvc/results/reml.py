@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import html
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -82,7 +81,7 @@ class RandomEffects:
     table: pd.DataFrame
 
     @classmethod
-    def from_arrays(cls, terms, modes, cond_covs) -> "RandomEffects":
+    def from_arrays(cls, terms, modes, cond_covs) -> RandomEffects:
         """Build the table from per-term arrays: conditional modes ``(n_levels, p)`` and
         conditional covariances ``(n_levels, p, p)``, as the REML fit computes them."""
         frames = []

@@ -255,9 +255,10 @@ class SensitivityResult:
 
     def __str__(self) -> str:
         t = self.table[["psense_prior", "psense_likelihood", "diagnosis"]]
-        lines = [f"Power-scaling sensitivity (threshold {self.threshold:g}; {self.likelihood} likelihood; "
-                 f"verdicts in {'variances' if self.scale == 'variance' else 'SDs'})",
-                 t.to_string(float_format=lambda v: f"{v:.3f}"), "", "Verdicts:"]
+        what = "variances" if self.scale == "variance" else "SDs"
+        title = (f"Power-scaling sensitivity (threshold {self.threshold:g}; {self.likelihood} likelihood; "
+                 f"verdicts in {what})")
+        lines = [title, t.to_string(float_format=lambda v: f"{v:.3f}"), "", "Verdicts:"]
         lines += [f"  {c}: {v}" for c, v in self.verdicts.verdict.items()]
         return "\n".join(lines)
 

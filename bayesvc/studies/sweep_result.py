@@ -71,7 +71,7 @@ class SweepResult:
     priors: object = field(default=None, repr=False)
     scale: str = "variance"
 
-    def in_scale(self, scale: str) -> "SweepResult":
+    def in_scale(self, scale: str) -> SweepResult:
         """The same sweep reporting ``scale`` (``"variance"`` or ``"sd"``)."""
         return replace(self, scale=validate_choice(scale, "scale", SCALES))
 
