@@ -149,7 +149,11 @@ class _HalfT:
 
 @dataclass(frozen=True)
 class HalfNormal(Prior, pm_name="HalfNormal", param="sigma"):
-    """Half-normal prior on an SD: ``sigma`` is the scale of the parent normal (the default)."""
+    """Half-normal prior on an SD: ``sigma`` is the scale of the parent normal (the default).
+
+    >>> bvc.HalfNormal(2.0), round(float(bvc.HalfNormal(2.0).ppf(0.5)), 3)
+    (HalfNormal(sigma=2.0), 1.349)
+    """
 
     sigma: float = 1.0
 
@@ -160,7 +164,12 @@ class HalfNormal(Prior, pm_name="HalfNormal", param="sigma"):
 @dataclass(frozen=True)
 class HalfStudentT(Prior, pm_name="HalfStudentT", param="sigma", positive=("nu", "sigma")):
     """Half Student-t prior on an SD: ``nu`` degrees of freedom, scale ``sigma``; heavier-tailed
-    than :class:`HalfNormal` (sweeps vary ``sigma`` and keep ``nu``)."""
+    than :class:`HalfNormal` (sweeps vary ``sigma`` and keep ``nu``).
+
+    >>> p = bvc.HalfStudentT(3, 2.0)
+    >>> p.scaled(2), bool(p.logpdf(50.0) > bvc.HalfNormal(2.0).logpdf(50.0))   # heavier tail
+    (HalfStudentT(nu=3, sigma=4.0), True)
+    """
 
     nu: float = 3.0
     sigma: float = 1.0
@@ -171,7 +180,11 @@ class HalfStudentT(Prior, pm_name="HalfStudentT", param="sigma", positive=("nu",
 
 @dataclass(frozen=True)
 class HalfCauchy(Prior, pm_name="HalfCauchy", param="beta"):
-    """Half-Cauchy prior on an SD with scale ``beta`` (a half Student-t with one degree of freedom)."""
+    """Half-Cauchy prior on an SD with scale ``beta`` (a half Student-t with one degree of freedom).
+
+    >>> bool(np.isclose(bvc.HalfCauchy(2.0).logpdf(1.5), bvc.HalfStudentT(1, 2.0).logpdf(1.5)))
+    True
+    """
 
     beta: float = 1.0
 
@@ -181,7 +194,11 @@ class HalfCauchy(Prior, pm_name="HalfCauchy", param="beta"):
 
 @dataclass(frozen=True)
 class Exponential(Prior, pm_name="Exponential", param="lam", rate=True):
-    """Exponential prior on an SD with rate ``lam`` (its scale is the mean ``1 / lam``)."""
+    """Exponential prior on an SD with rate ``lam`` (its scale is the mean ``1 / lam``).
+
+    >>> bvc.Exponential(0.5).scale, bvc.Exponential(0.5).scaled(2)   # scaling the SD halves the rate
+    (2.0, Exponential(lam=0.25))
+    """
 
     lam: float = 1.0
 
@@ -195,6 +212,9 @@ class Flat(Prior):
 
     The string ``"flat"`` in a priors dict stands for it. With flat priors the posterior mode is
     the ML (or, with ``integrate_fixed=True``, the REML) estimate.
+
+    >>> bvc.Flat().logpdf([-1.0, 2.0]).tolist(), bvc.Flat(positive=False).logpdf([-1.0, 2.0]).tolist()
+    ([-inf, 0.0], [0.0, 0.0])
     """
 
     positive: bool = True
@@ -224,7 +244,11 @@ class Flat(Prior):
 
 @dataclass(frozen=True)
 class Normal(Prior, pm_name="Normal", positive=("sigma",)):
-    """Normal prior for fixed effects (default ``Normal(0, 2.5 * rms(y) / rms(x_j))``)."""
+    """Normal prior for fixed effects (default ``Normal(0, 2.5 * rms(y) / rms(x_j))``).
+
+    >>> bool(np.isclose(bvc.Normal(0.0, 10.0).logpdf(0.0), -np.log(10.0 * np.sqrt(2 * np.pi))))
+    True
+    """
 
     mu: float = 0.0
     sigma: float = 1.0
