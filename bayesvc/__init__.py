@@ -10,7 +10,7 @@ from .design import Design, RandomTerm, build_design, design_from_arrays, suffic
 from .errors import BoundaryFitWarning, RankDeficiencyWarning, SamplingWarning, SpecificationError
 from .estimators import fit_map, fit_reml, make_devfun, optimize_deviance
 from .kernel import Kernel
-from .model import VCModel, compare_model
+from .model import MixedLM, VCModel, compare_model, mixedlm
 from .priors import Exponential, Flat, HalfCauchy, HalfNormal, HalfStudentT, Normal, Prior, PriorSet
 from .results import ModeResult, OptSummary, PosteriorResult, RandomEffects, REMLResult
 from .results import ComponentTest, ConfIntResult
@@ -30,4 +30,5 @@ __all__ = [
     "HalfStudentT", "HalfCauchy", "Exponential", "Flat", "Normal", "compare", "compare_model",
     "Comparison", "variance_shares", "icc", "ranef", "sensitivity", "SensitivityResult", "prior_sweep",
     "SweepResult", "ComponentTest", "ConfIntResult", "component_verdicts", "ComponentVerdicts",
+    "SweepResult", "MixedLM", "mixedlm",
 ]

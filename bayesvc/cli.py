@@ -4,7 +4,8 @@
 
     bayesvc fit DATA.csv FORMULA [--method reml|ml|map|nuts] [--json] [--groups G]
                 [--re-formula F] [--vc NAME=FORMULA ...] [--missing error|drop]
-                [--draws N --tune N --chains N --seed S] [--quiet]
+                [--draws N --tune N --chains N --seed S]
+                [--marginalize auto|true|full|partial|false] [--quiet]
                 [--ci profile|wald] [--level L]
     bayesvc compare DATA.csv FORMULA [--json] [--ci-prob P] [--negligible F] [--no-verdicts]
                 [model and sampling options as fit]
@@ -12,8 +13,8 @@
                 [--seed S] [--ml] [--executor threads|processes] [--workers N] [--json]
                 [model options as fit]
     bayesvc sensitivity DATA.csv FORMULA [--scales 0.5,1,2,5] [--families halfnormal,...]
-                [--components C,...] [--threshold T] [--executor threads|processes] [--json]
-                [model and sampling options as fit]
+                [--components C,...] [--threshold T] [--executor threads|processes] [--sd]
+                [--json] [model and sampling options as fit]
     bayesvc demo [--draws N] [--quiet] [--no-nuts]
 
 Bad input (an unknown column, a malformed formula, a missing file, a CSV that does not parse)
@@ -24,7 +25,10 @@ the result's ``to_dict()`` plus ``"seconds"``, the wall time of the fit (for ``c
 ``{"rows": [...], "verdicts": [...]}``, :meth:`bayesvc.Comparison.to_dict`; for ``test``:
 ``{"component", "statistic", "p_value", "method", "nsim", ...}``,
 :meth:`bayesvc.results.inference.ComponentTest.to_dict`). ``fit --ci`` adds ``"conf_int":
-{name: [lower, upper]}`` (SD scale for the components and ``"Residual"``).
+{name: [lower, upper]}`` (SD scale for the components and ``"Residual"``). For ``--method nuts``,
+``llf`` and ``converged`` are null (NUTS maximizes nothing) and ``diagnostics`` holds the verdicts
+on the draws (``max_r_hat``, ``min_ess_bulk``, ``min_ess_tail``, ``divergences``, ``ok``). Messages
+spell the library's arguments as the CLI's options (``--missing drop``, not ``missing='drop'``).
 
 This module only parses arguments and formats output; the demo lives in :mod:`bayesvc.demo`.
 """
@@ -34,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 import warnings
@@ -56,6 +61,40 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line instead of argparse's usage block
         raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows each option's default, except where it is None or False (flags, and
+    options whose help says what their absence means)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.default == []:
+            return action.help
+        return super()._get_help_string(action)
+
+
+#: ``marginalize=`` as the CLI spells it (``--marginalize``)
+MARGINALIZE = {"auto": "auto", "true": True, "full": "full", "partial": "partial", "false": False}
+
+#: API argument spellings in messages -> the CLI's options (see :func:`cli_spelling`)
+_API_ARGUMENT = re.compile(r"\b(missing|marginalize|draws|tune|chains|random_seed)=('[^']*'|\w+)")
+_OPTION = {"random_seed": "seed"}
+
+
+def cli_spelling(message: str) -> str:
+    """A library message with its argument spellings as the CLI's options, e.g. ``pass
+    missing='drop'`` -> ``pass --missing drop``, ``marginalize=False`` -> ``--marginalize false``.
+
+    >>> cli_spelling("pass missing='drop' to drop 2 incomplete rows")
+    'pass --missing drop to drop 2 incomplete rows'
+    >>> cli_spelling("try another parameterization (marginalize=False)")
+    'try another parameterization (--marginalize false)'
+    """
+    def option(m):
+        value = m.group(2).strip("'")
+        return f"--{_OPTION.get(m.group(1), m.group(1))} {value.lower() if value in ('True', 'False') else value}"
+
+    return _API_ARGUMENT.sub(option, message)
 
 
 def _int_at_least(low: int):
@@ -82,13 +121,13 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("formula", metavar="FORMULA", help="model formula, quoted")
     p.add_argument("--groups", metavar="G", help="statsmodels style: the grouping column")
     p.add_argument("--re-formula", metavar="F", dest="re_formula",
-                   help="statsmodels style: correlated random coefficients per group (default '1')")
+                   help="statsmodels style: correlated random coefficients per group (default: 1)")
     p.add_argument("--vc", metavar="NAME=FORMULA", action="append", default=[],
                    help="statsmodels style: a variance component, e.g. cask='0 + C(cask)' "
                         "(repeatable)")
     p.add_argument("--missing", choices=("error", "drop"), default="error",
-                   help="rows with missing values in the model's columns: error (default) or "
-                        "drop them with a warning")
+                   help="rows with missing values in the model's columns: error, or drop them "
+                        "with a warning")
 
 
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
@@ -96,14 +135,23 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--draws", type=_positive_int, default=1000, metavar="N", help="NUTS draws per chain")
     p.add_argument("--tune", type=_int_at_least(0), default=1000, metavar="N", help="NUTS tuning steps")
     p.add_argument("--chains", type=_positive_int, default=4, metavar="N", help="NUTS chains")
-    p.add_argument("--seed", type=int, default=None, metavar="S", help="NUTS random seed")
+    p.add_argument("--seed", type=int, default=None, metavar="S",
+                   help="NUTS random seed (default: a fresh one each run)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_marginalize(p: argparse.ArgumentParser) -> None:
+    """``--marginalize``: how NUTS treats the random effects (``VCModel.sample(marginalize=...)``)."""
+    p.add_argument("--marginalize", choices=tuple(MARGINALIZE), default="auto",
+                   help="NUTS: integrate the random effects out by the cost rule (auto, or true), "
+                        "all of them (full), the largest factor only (partial), or sample them "
+                        "non-centered (false)")
 
 
 def _model_command(sub, name: str, help: str, description: str, json_help: str) -> argparse.ArgumentParser:
     """A subcommand on DATA.csv and FORMULA with the model options, ``--json`` and the sampling
     options (``fit``, ``compare``, ``sensitivity``); the caller adds its own options."""
-    p = sub.add_parser(name, help=help, description=description)
+    p = sub.add_parser(name, help=help, description=description, formatter_class=_HelpFormatter)
     _add_model_args(p)
     p.add_argument("--json", action="store_true", help=json_help)
     _add_sampling_args(p)
@@ -113,7 +161,8 @@ def _model_command(sub, name: str, help: str, description: str, json_help: str) 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__  # the package root, for its version only
 
-    parser = _Parser(prog=PROG, description="Bayesian variance-component / linear mixed models.")
+    parser = _Parser(prog=PROG, description="Bayesian variance-component / linear mixed models.",
+                     formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{fit,compare,sensitivity,test,demo}",
                                 parser_class=_Parser)
@@ -123,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
         "statsmodels style ('y ~ x' with --groups, --re-formula, --vc).",
         "print one JSON object (the result plus 'seconds') as the last line")
     fit.add_argument("--method", choices=METHODS, default="reml",
-                     help="estimator: REML (default), ML, posterior mode (map) or NUTS")
+                     help="estimator: REML, ML, posterior mode (map) or NUTS")
+    _add_marginalize(fit)
     _add_ci_args(fit)
     compare = _model_command(
         sub, "compare", "REML, posterior mode and NUTS side by side",
@@ -131,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
         "parameter (fixed effects, component variances, residual) and a boundary flag. FORMULA as "
         "for 'fit'.", 'print {"rows": [...]} (one object per parameter) as the last line')
     compare.add_argument("--ci-prob", type=float, default=0.95, metavar="P", dest="ci_prob",
-                         help="posterior interval probability (default 0.95)")
+                         help="posterior interval probability")
+    _add_marginalize(compare)
     _add_verdict_args(compare)
     sens = _model_command(
         sub, "sensitivity", "prior sensitivity: power-scaling diagnostics and a prior-scale sweep",
@@ -143,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sensitivity_args(sens)
     _add_test_command(sub)
     demo = sub.add_parser(
-        "demo", help="run the seed notebook's nested and crossed analyses",
+        "demo", help="run the seed notebook's nested and crossed analyses", formatter_class=_HelpFormatter,
         description="Fit the seed notebook's nested and crossed variance-component models three "
                     "ways each (statsmodels-style formula, lme4 formula, VCSpec arrays), check "
                     "that they agree, then compare REML with NUTS.")
@@ -155,17 +206,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_sensitivity_args(sens: argparse.ArgumentParser) -> None:
     sens.add_argument("--scales", default="0.5,1,2,5", metavar="S,S,...",
-                      help="prior scales, as multiples of each component's default scale "
-                           "(default 0.5,1,2,5)")
+                      help="prior scales, as multiples of each component's default scale")
     sens.add_argument("--families", default="halfnormal", metavar="F,F,...",
-                      help="SD-prior families to sweep: halfnormal (default), halfstudentt, "
-                           "halfcauchy, exponential")
+                      help="SD-prior families to sweep: halfnormal, halfstudentt, halfcauchy, "
+                           "exponential")
     sens.add_argument("--components", default=None, metavar="C,C,...",
                       help="components whose prior is swept (default: all)")
     sens.add_argument("--threshold", type=float, default=0.05, metavar="T",
-                      help="power-scaling sensitivity threshold (default 0.05)")
+                      help="power-scaling sensitivity threshold")
     sens.add_argument("--executor", choices=("threads", "processes"), default="threads",
-                      help="where grid points run (default threads: one compiled model shared)")
+                      help="where grid points run (threads share one compiled model)")
+    sens.add_argument("--sd", action="store_true",
+                      help="report SDs instead of variances (the scale of every other summary)")
 
 
 def _add_ci_args(fit: argparse.ArgumentParser) -> None:
@@ -250,7 +302,7 @@ def _json_default(obj):
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
-    print(f"{PROG}: warning: {_one_line(message)}", file=sys.stderr if file is None else file)
+    print(f"{PROG}: warning: {cli_spelling(_one_line(message))}", file=sys.stderr if file is None else file)
 
 
 # ----------------------------------------------------------------------------- commands
@@ -285,7 +337,8 @@ def _fit(args) -> int:
         else:
             def fit():
                 return fn(draws=args.draws, tune=args.tune, chains=args.chains, random_seed=args.seed,
-                          progressbar=not (args.json or args.quiet))
+                          progressbar=not (args.json or args.quiet),
+                          marginalize=MARGINALIZE[args.marginalize])
     t0 = time.perf_counter()
     result = fit()
     seconds = time.perf_counter() - t0
@@ -315,7 +368,7 @@ def _compare(args) -> int:
     comparison = compare_model(model, draws=args.draws, tune=args.tune, chains=args.chains,
                                random_seed=args.seed, progressbar=not (args.json or args.quiet),
                                ci_prob=args.ci_prob, verdicts=not args.no_verdicts,
-                               negligible=args.negligible)
+                               negligible=args.negligible, marginalize=MARGINALIZE[args.marginalize])
     if args.json:
         sys.stdout.flush()
         print(json.dumps(comparison.to_dict(), default=_json_default))
@@ -354,8 +407,8 @@ def _sensitivity(args) -> int:
     sweep = prior_sweep(model, scales=scales, families=_csv_list(args.families, "--families"),
                         components=_csv_list(args.components, "--components"), draws=args.draws,
                         tune=args.tune, chains=args.chains, random_seed=args.seed,
-                        executor=args.executor)
-    sens = sensitivity(result, threshold=args.threshold, sweep=sweep)
+                        executor=args.executor, scale="sd" if args.sd else "variance")
+    sens = sensitivity(result, threshold=args.threshold, sweep=sweep, scale="sd" if args.sd else "variance")
     seconds = time.perf_counter() - t0
     if args.json:
         out = sens.to_dict()
@@ -425,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
             except OSError:
                 pass
             return 0
-    print(f"{PROG}: error: {msg}", file=sys.stderr)
+    print(f"{PROG}: error: {cli_spelling(msg)}", file=sys.stderr)
     return 2
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+import pandas as pd
 
 from . import datasets
 from .model import VCModel
+from .results.table import Summary
 from .views import compare, variance_shares
 
 #: relative tolerance for "the three ways to state a model give the same REML fit"
@@ -121,5 +123,29 @@ def run_demo(draws: int = 1000, nuts: bool = True, quiet: bool = False, tune: in
         if not quiet:
             print(posterior.summary(), file=out)
         print(compare(reml=reml, mode=model.fit_map(), posterior=posterior), file=out)
-        print(variance_shares(posterior).to_string(index=False), file=out)
+        print(shares_summary(posterior), file=out)
     return status
+
+
+def shares_summary(result, ci_prob: float = 0.95) -> Summary:
+    """:func:`~bayesvc.variance_shares` as a table in the layout and float format of the other
+    summaries (rows: the components' and the residual's share of the total variance).
+
+    Examples
+    --------
+    >>> print(shares_summary(reml))  # doctest: +NORMALIZE_WHITESPACE
+       Variance shares (REML)
+    ============================
+             Share [0.025 0.975]
+    ----------------------------
+    g        0.803  0.556  0.930
+    Residual 0.197  0.070  0.444
+    ============================
+    <BLANKLINE>
+    """
+    s = variance_shares(result, ci_prob=ci_prob)
+    a = (1 - ci_prob) / 2
+    table = pd.DataFrame({"Share": s.share.to_numpy(), f"[{a:g}": s.lower.to_numpy(),
+                          f"{1 - a:g}]": s.upper.to_numpy()}, index=pd.Index(s.component, dtype=object))
+    return Summary(f"Variance shares ({s.method.iloc[0]})", [], {"shares": table},
+                   float_formats={"shares": "%.3f"})

@@ -106,6 +106,29 @@ class VCModel:
         """
         return fit_reml(self.design, reml=reml, kernel=self.kernel)
 
+    def fit(self, reml: bool = True, method=None, **kwargs):
+        """statsmodels' spelling, ``MixedLM.fit()``: :meth:`fit_reml` (REML, or ML with
+        ``reml=False``), so that pasted statsmodels code runs.
+
+        ``method`` names statsmodels' optimizer (``"lbfgs"``, ``["lbfgs"]``, ...); it is accepted
+        and not used, because bayesvc's optimizer (lme4's profiled deviance) reaches the same
+        optimum. Arguments that change the model, such as ``free=`` (constrained covariances), are
+        refused with the formula that states the constrained model.
+
+        Examples
+        --------
+        >>> md = bvc.mixedlm("y ~ 1", df, groups=df["g"])        # statsmodels' smf.mixedlm
+        >>> bool(np.isclose(md.fit(method=["lbfgs"]).llf, reml.llf))
+        True
+        """
+        if "free" in kwargs:
+            fail("fit(free=...) (statsmodels' constrained covariance) is not supported: state "
+                 "uncorrelated random effects in the formula instead, e.g. "
+                 "'y ~ x + (1|g) + (0 + x|g)'")
+        if kwargs:
+            fail(f"fit() takes statsmodels' reml= and method= only; got {', '.join(sorted(kwargs))}")
+        return self.fit_reml(reml=reml)
+
     def fit_ml(self):
         """ML fit: ``fit_reml(reml=False)``.
 
@@ -201,6 +224,12 @@ class VCModel:
         return f"VCModel(nobs={d.nobs}, fixed={list(d.fe_names)}, components=[{comps}])"
 
 
+#: statsmodels' names, so that statsmodels code runs with ``import bayesvc as sm`` (``sm.MixedLM``)
+#: and ``import bayesvc as smf`` (``smf.mixedlm``).
+MixedLM = VCModel
+mixedlm = VCModel.from_formula
+
+
 def compare_model(model: VCModel, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed=None,
                   progressbar: bool = False, reml=None, mode=None, posterior=None, ci_prob: float = 0.95,
                   ci_kind: str = "eti", priors=None, *, verdicts: bool = True, negligible: float = NEAR_ZERO,
@@ -246,7 +275,7 @@ def _groups_as_column(data, groups) -> tuple[pd.DataFrame, str]:
     if labels.ndim != 1 or len(labels) != len(data):
         fail(f"groups must name a column of data or hold one label per row ({len(data)}), "
              f"got shape {labels.shape}")
-    name = "groups"
+    name = "Group"  # statsmodels names groups that are not a column so
     while name in data.columns:
         name = "_" + name
     return data.assign(**{name: labels}), name

@@ -294,6 +294,19 @@ def parse_lme4(formula: str) -> ModelSpec:
     return ModelSpec(response, fixed, tuple(re_terms), formula, style="lme4")
 
 
+def _one_sided(f, what: str) -> str:
+    """A one-sided formula as statsmodels takes it, with or without its ``~`` (``"~ 0 + x"`` and
+    ``"0 + x"`` are the same formula)."""
+    if not isinstance(f, str):
+        fail(f"{what} must be a formula string, got {type(f).__name__}")
+    f = f.strip()
+    if f.startswith("~"):
+        f = f[1:].strip()
+    if not f or "~" in f:
+        fail(f"{what} must be a one-sided formula such as '1 + x' or '~ 1 + x', got {f!r}")
+    return f
+
+
 def from_statsmodels(
     formula: str,
     groups: str | None,
@@ -304,13 +317,16 @@ def from_statsmodels(
 
     ``groups`` names the grouping column; ``re_formula`` (default ``"1"``) gives correlated
     random coefficients per group; each ``vc_formula`` entry is a variance component whose
-    columns, within each group, are independent random effects with a common variance.
+    columns, within each group, are independent random effects with a common variance. Both
+    formulas may be written with statsmodels' leading ``~`` or without it.
 
     Examples
     --------
     >>> s = from_statsmodels("y ~ 1", "group1", "1", {"group2": "0 + C(group2)"})
     >>> [(t.name, t.expr) for t in s.re_terms]
     [('group1', '1'), ('group2', '0 + C(group2)')]
+    >>> [t.expr for t in from_statsmodels("y ~ x", "g", "~ x", {"v": "~0 + C(v0)"}).re_terms]
+    ['x', '0 + C(v0)']
     """
     if not isinstance(groups, str):
         fail("groups must name a column of data in the formula interface")
@@ -324,12 +340,13 @@ def from_statsmodels(
     vc_formula = dict(vc_formula or {})
     if re_formula is None:
         re_formula = "1" if not vc_formula else None
-    if re_formula is not None and re_formula.strip() not in ("0", "-1", "0 + 1"):
-        terms.append(RETerm(re_formula.strip(), (groups,), correlated=True, name=groups))
+    if re_formula is not None:
+        re_formula = _one_sided(re_formula, "re_formula")
+    if re_formula is not None and re_formula.replace(" ", "") not in ("0", "-1", "0+1"):
+        terms.append(RETerm(re_formula, (groups,), correlated=True, name=groups))
     for name, f in vc_formula.items():
-        if not isinstance(f, str):
-            fail(f"vc_formula[{name!r}] must be a formula string, got {type(f).__name__}")
-        terms.append(RETerm(f.strip(), (groups,), correlated=False, name=name, within=groups))
+        f = _one_sided(f, f"vc_formula[{name!r}]")
+        terms.append(RETerm(f, (groups,), correlated=False, name=name, within=groups))
     if not terms:
         fail("no random effects: give re_formula or vc_formula")
     fixed = rhs.strip() or "1"

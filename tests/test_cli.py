@@ -123,7 +123,8 @@ def csv_with_missing(tmp_path):
 
 def test_missing_values_error_by_default(capsys, csv_with_missing):
     rc, out, err = run(capsys, "fit", csv_with_missing, DYE_FORMULA)
-    assert_one_line_error(rc, err, "missing values", "'Yield' (2)", "missing='drop'")
+    assert_one_line_error(rc, err, "missing values", "'Yield' (2)", "pass --missing drop")  # CLI spelling
+    assert "missing='drop'" not in err
 
 
 def test_missing_drop_warns_and_fits(capsys, csv_with_missing):

@@ -6,7 +6,7 @@ import pytest
 
 import bayesvc as bvc
 
-from conftest import load_factors
+from conftest import dense_information, load_factors, parameter_values
 
 
 def test_balanced_one_way_matches_closed_form():
@@ -37,3 +37,47 @@ def test_views_read_the_stored_information():
     s = bvc.variance_shares(r)
     wider = bvc.variance_shares(replace(r, cov_vc=4 * r.cov_vc))
     assert np.all((wider.upper - wider.lower) > (s.upper - s.lower))
+
+
+# ----------------------------------------------------------------------------- a dense closed form
+
+@pytest.mark.parametrize("reml", [True, False])
+@pytest.mark.parametrize("formula", ["Reaction ~ 1 + Days + (1 + Days|Subject)",
+                                     "Reaction ~ 1 + Days + (1|Subject) + (0 + Days|Subject)"])
+def test_information_matches_dense_closed_form(reml, formula):
+    """sleepstudy, correlated (Richardson differences of the criterion) and uncorrelated (differences
+    of the analytic gradient): the stored covariance of the variance parameters equals the inverse
+    closed-form information. The step study below puts the Richardson error near 1e-7; the
+    gradient differences are good to ~1e-8."""
+    df = load_factors("sleepstudy.csv", ["Subject"])
+    r = bvc.VCModel.from_formula(formula, data=df).fit_reml(reml=reml)
+    want = np.linalg.inv(dense_information(r.design, parameter_values(r), r.scale, reml))
+    names = list(r.cov_vc.index)
+    assert names[-1] == "Residual" and len(names) == len(want)
+    np.testing.assert_allclose(r.cov_vc.to_numpy(), want, rtol=1e-5,
+                               atol=1e-5 * np.sqrt(np.outer(np.diag(want), np.diag(want))).max())
+    if "Days|Subject)" in formula and "(1 + Days" in formula:
+        se = r.cov_re_se["Subject"]
+        assert se.loc["Days", "Intercept"] == pytest.approx(np.sqrt(want[1, 1]), rel=1e-5)
+
+
+def test_richardson_step_study_converges():
+    """The Richardson-extrapolated Hessian at steps around the one used (CORRELATED_REL_STEP):
+    errors against the closed form fall as h^4 from large steps and rise as noise / h^2 at small
+    ones; at the chosen step both are far below the 1e-5 of the test above."""
+    from bayesvc.estimators import information
+
+    df = load_factors("sleepstudy.csv", ["Subject"])
+    m = bvc.VCModel.from_formula("Reaction ~ 1 + Days + (1 + Days|Subject)", data=df)
+    r = m.fit_reml()
+    want = np.linalg.inv(dense_information(r.design, parameter_values(r), r.scale, True))
+    errors = {}
+    for step in (2e-2, information.CORRELATED_REL_STEP):
+        old, information.CORRELATED_REL_STEP = information.CORRELATED_REL_STEP, step
+        try:
+            _, cov = information.parameter_covariance(m.kernel, r.theta, r.scale, True)
+        finally:
+            information.CORRELATED_REL_STEP = old
+        errors[step] = np.max(np.abs(np.sqrt(np.diag(cov) / np.diag(want)) - 1))
+    assert errors[information.CORRELATED_REL_STEP] < 1e-6
+    assert errors[2e-2] > errors[information.CORRELATED_REL_STEP]  # truncation shrinks with the step

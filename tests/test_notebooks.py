@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.notebooks
+
 nbformat = pytest.importorskip("nbformat", reason="notebook tests need nbformat (the 'test' extra)")
 nbclient = pytest.importorskip("nbclient", reason="notebook tests need nbclient (the 'test' extra)")
 pytest.importorskip("ipykernel", reason="notebook tests need ipykernel (the 'test' extra)")

@@ -100,8 +100,8 @@ def test_sweep_table_is_tidy(sweep, model):
     for col in ("family", "component", "scale", "prior_scale", "parameter", "mean", "median", "lower",
                 "upper", "mode"):
         assert col in tab.columns
-    assert set(tab.parameter) == {"sd[Batch]", "sigma", "beta[Intercept]"}
-    assert len(tab) == len(SCALES) * 3
+    assert set(tab.parameter) == {"sd[Batch]", "sigma", "var[Batch]", "var[Residual]", "beta[Intercept]"}
+    assert len(tab) == len(SCALES) * 5
     np.testing.assert_allclose(sorted(set(tab.scale)), SCALES)
     base = 2.5 * np.std(model.design.y)
     np.testing.assert_allclose(sorted(set(tab.prior_scale)), np.array(SCALES) * base)
@@ -177,7 +177,8 @@ def test_sensitivity_flags_the_batch_sd_not_the_residual(fit, sweep):
     assert (s.table[["psense_prior", "psense_likelihood"]] >= 0).all().all()
     v = s.verdicts
     assert bool(v.loc["Batch", "flagged"]) and bool(v.loc["Batch", "reml_boundary"])
-    assert "data hardly inform the Batch SD" in v.loc["Batch", "verdict"]
+    assert "data hardly inform the Batch variance" in v.loc["Batch", "verdict"]  # variances by default
+    assert "data hardly inform the Batch SD" in sensitivity(fit, scale="sd").verdicts.loc["Batch", "verdict"]
     assert "REML is 0" in v.loc["Batch", "verdict"]
     assert v.loc["Batch", "p_near_zero"] > 0.1
     assert not v.loc["Residual", "flagged"] and v.loc["Residual", "diagnosis"] == "ok"
@@ -229,6 +230,7 @@ def test_cli_sensitivity_json(capsys, dyestuff2_csv, sweep, compile_counter):
         assert c["diagnosis"] in DIAGNOSES
     assert comps["sd[Batch]"]["flagged"] and not comps["sigma"]["flagged"]
     assert len(got["sweep"]) == 2 * 3
+    assert {row["parameter"] for row in got["sweep"]} == {"var[Batch]", "var[Residual]", "beta[Intercept]"}
     for row in got["sweep"]:
         assert {"prior_scale", "parameter", "mean", "median", "lower", "upper"} <= set(row)
     assert sorted({row["scale"] for row in got["sweep"]}) == [0.5, 2.0]

@@ -26,12 +26,12 @@ GOLDEN = (
     "Min. group size:  200     Log-Likelihood:     -116022.3805\n"
     "Max. group size:  200     Converged:          Yes         \n"
     "Mean group size:  200.0                                   \n"
-    "-----------------------------------------------------------\n"
-    "            Coef.   Std.Err.    z     P>|z|  [0.025  0.975]\n"
-    "-----------------------------------------------------------\n"
-    "Intercept   -0.035     0.149  -0.232  0.817  -0.326   0.257\n"
-    "group1 Var   3.918     0.445                               \n"
-    "group2 Var   8.742     0.237                               \n"
+    "----------------------------------------------------------\n"
+    "                Coef.  Std.Err.   z    P>|z| [0.025 0.975]\n"
+    "----------------------------------------------------------\n"
+    "Intercept       -0.035    0.149 -0.232 0.817 -0.326  0.257\n"
+    "group1 Var       3.918    0.445                           \n"
+    "group2 Var       8.742    0.237                           \n"
     "==========================================================\n"
 )
 
@@ -96,29 +96,53 @@ def test_golden_text(res):
     assert repr(s) == GOLDEN
 
 
+def _tokens(text: str) -> list[list[str]]:
+    """The cells of each line (rules as one character: their widths are checked apart)."""
+    return [[line[0]] if line and len(set(line)) == 1 else line.split() for line in text.splitlines()]
+
+
+def _widths_equal_rules(text: str) -> bool:
+    """Every line but the title (and notes) is exactly as wide as the '=' rules."""
+    lines = text.splitlines()
+    rules = [i for i, line in enumerate(lines) if line and set(line) == {"="}]
+    width = len(lines[rules[0]])
+    return all(len(line) == width for line in lines[rules[0]:rules[-1] + 1])
+
+
 def test_layout_matches_statsmodels_text(res):
-    ours = [line.rstrip() for line in str(res.summary()).splitlines()]
+    """Same lines, cells and header layout as statsmodels' own summary; the table is padded to the
+    rules' width (statsmodels' table comes out one column-padding wider than its rules)."""
+    text = str(res.summary())
+    ours = [line.rstrip() for line in text.splitlines()]
     theirs = STATSMODELS.splitlines()
     assert len(ours) == len(theirs)
-    # lines without estimates: identical
-    no_estimates = [0, 1, 2, 3, 7, 8, 9, 10, 14]
-    for i in no_estimates:
+    # title, rules and header lines without estimates: identical
+    for i in [0, 1, 2, 3, 7, 14]:
         assert ours[i] == theirs[i], (i, ours[i], theirs[i])
     # group-size halves of the header and the labels of its right half: identical
     for i in (4, 5, 6):
         assert ours[i][:46] == theirs[i][:46]
-    # every line has the same shape once digits are masked (same widths, columns, rules)
+    # every line holds the same cells once digits are masked
     mask = lambda line: re.sub(r"\d", "9", line)  # noqa: E731
-    assert [mask(x) for x in ours] == [mask(x) for x in theirs]
+    assert _tokens(mask(text)) == _tokens(mask(STATSMODELS))
+    # statsmodels' table rule overshoots its '=' rules; ours equals them
+    assert len(theirs[8]) == len(theirs[1]) + 1
+    assert _widths_equal_rules(text)
 
 
 @pytest.mark.parametrize("alpha", [0.05, 0.1])
 def test_renderer_matches_statsmodels_summary2(res, sleep_res, alpha):
-    for r in (res, sleep_res):
-        s = r.summary(alpha=alpha)
-        assert str(s) == _statsmodels_render(s)
-    s.notes.append("A note long enough to be wrapped to the table's width. " * 3)
-    assert str(s) == _statsmodels_render(s)
+    """statsmodels' summary2 arithmetic: identical text where the table is the widest block (the
+    correlated model's long labels); where the header is wider, the same cells with the table
+    padded to exactly the rules' width (statsmodels miscounts the table's separators there)."""
+    wide_header, wide_table = res.summary(alpha=alpha), sleep_res.summary(alpha=alpha)
+    assert str(wide_table) == _statsmodels_render(wide_table)
+    assert str(wide_header) != _statsmodels_render(wide_header)
+    for s in (wide_header, wide_table):
+        assert _tokens(str(s)) == _tokens(_statsmodels_render(s))
+        assert _widths_equal_rules(str(s))
+    wide_table.notes.append("A note long enough to be wrapped to the table's width. " * 3)
+    assert str(wide_table) == _statsmodels_render(wide_table)
 
 
 # ----------------------------------------------------------------------------- contents
@@ -155,17 +179,40 @@ def test_array_interface_names(nested):
     assert any(line.startswith("x_re1 Var") for line in lines)
 
 
-def test_correlated_term_has_covariance_row(sleep_res):
+def test_correlated_term_rows_read_as_lme4(sleep_res):
+    """lme4's names (group, then coefficient) with statsmodels' Var / Cov suffixes, and the
+    correlation lme4 prints; standard errors for all of them."""
     t = sleep_res.summary().tables["params"]
-    assert list(t.index) == ["Intercept", "Days", "Subject Var", "Subject x Days|Subject Cov",
-                             "Days|Subject Var"]
-    C = sleep_res.cov_re["Subject"]
-    assert t.loc["Subject x Days|Subject Cov", "Coef."] == C.loc["Days", "Intercept"]
-    assert np.isnan(t.loc["Subject x Days|Subject Cov", "Std.Err."])
+    assert list(t.index) == ["Intercept", "Days", "Subject (Intercept) Var", "Subject Days Var",
+                             "Subject (Intercept) x Days Cov", "Subject (Intercept) x Days Corr"]
+    C, se = sleep_res.cov_re["Subject"], sleep_res.cov_re_se["Subject"]
+    assert t.loc["Subject (Intercept) x Days Cov", "Coef."] == C.loc["Days", "Intercept"]
+    assert t.loc["Subject (Intercept) x Days Cov", "Std.Err."] == se.loc["Days", "Intercept"]
+    assert t.loc["Subject Days Var", "Std.Err."] == sleep_res.vcomp_se["Days|Subject"]
+    corr = C.loc["Days", "Intercept"] / np.sqrt(C.loc["Days", "Days"] * C.loc["Intercept", "Intercept"])
+    assert t.loc["Subject (Intercept) x Days Corr", "Coef."] == pytest.approx(corr, rel=1e-12)
+    assert t.loc["Subject (Intercept) x Days Corr", "Std.Err."] > 0
+    assert t.loc[t.index[2:], ["z", "P>|z|", "[0.025", "0.975]"]].isna().all().all()
     text = str(sleep_res.summary())
-    assert "Subject x Days|Subject Cov" in text
-    assert "Dependent Variable:      Reaction" in text
-    assert "No. Groups:              18" in text
+    assert "Subject (Intercept) x Days Corr" in text
+    assert "Dependent Variable:        Reaction" in text
+    assert "No. Groups:               18" in text
+    assert _widths_equal_rules(text)
+
+
+def test_correlation_se_is_the_delta_method_of_cov_vc(sleep_res):
+    C = sleep_res.cov_re["Subject"].to_numpy()
+    names = ["Subject", "Subject: Intercept,Days", "Days|Subject"]
+    V = sleep_res.cov_vc.loc[names, names].to_numpy()
+    r = C[1, 0] / np.sqrt(C[0, 0] * C[1, 1])
+    eps = 1e-4 * np.array([C[0, 0], np.sqrt(C[0, 0] * C[1, 1]), C[1, 1]])
+    def corr(x):
+        return x[1] / np.sqrt(x[0] * x[2])
+    x0 = np.array([C[0, 0], C[1, 0], C[1, 1]])
+    g = np.array([(corr(x0 + e) - corr(x0 - e)) / (2 * e[k]) for k, e in enumerate(np.diag(eps))])
+    t = sleep_res.summary().tables["params"]
+    assert t.loc["Subject (Intercept) x Days Corr", "Std.Err."] == pytest.approx(np.sqrt(g @ V @ g), rel=1e-6)
+    assert t.loc["Subject (Intercept) x Days Corr", "Coef."] == pytest.approx(r, rel=1e-12)
 
 
 def test_alpha_sets_interval_columns(res):

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..errors import fail
+from ..errors import fail, warn
 from ..spec import VCSpec
 from . import checks
 from .build import block_matrix, label
@@ -26,6 +26,8 @@ def _exog_names(X: np.ndarray, given) -> list[str]:
 
 def _as_2d(a, name: str) -> tuple[np.ndarray, list[str] | None]:
     cols = list(a.columns) if isinstance(a, pd.DataFrame) else None
+    if isinstance(a, pd.Series) and a.name is not None:
+        cols = [a.name]  # statsmodels names a Series column after the Series
     try:
         arr = np.asarray(a, dtype=float) if not isinstance(a, pd.DataFrame) else a.to_numpy(dtype=float)
     except (TypeError, ValueError) as err:
@@ -43,7 +45,10 @@ def design_from_arrays(endog, exog, groups, exog_re=None, exog_vc=None) -> Desig
     """Arrays as statsmodels' ``MixedLM(endog, exog, groups, exog_re, exog_vc)`` takes them.
 
     ``exog_re`` columns are correlated random coefficients per group (named ``x_re1, ...`` unless
-    a DataFrame names them); ``exog_vc`` is a :class:`VCSpec` (ours or statsmodels').
+    a DataFrame or Series names them); ``exog_vc`` is a :class:`VCSpec` (ours or statsmodels'). With
+    neither, each group gets a random intercept (component ``"Group"``), as in statsmodels.
+    statsmodels' deprecated dict form of ``exog_vc``, ``{name: {group label: matrix}}``, is
+    accepted with the ``FutureWarning`` statsmodels gives (see :func:`vcspec_from_dict`).
 
     Parameters
     ----------
@@ -55,7 +60,7 @@ def design_from_arrays(endog, exog, groups, exog_re=None, exog_vc=None) -> Desig
     groups : array_like (n,)
         Group labels.
     exog_re : array_like (n, k), optional
-    exog_vc : VCSpec, optional
+    exog_vc : VCSpec or dict, optional
 
     Returns
     -------
@@ -76,6 +81,11 @@ def design_from_arrays(endog, exog, groups, exog_re=None, exog_vc=None) -> Desig
     >>> d = bvc.design_from_arrays(y, np.ones((12, 1)), groups, exog_re=np.ones((12, 1)), exog_vc=vc)
     >>> d.component_names, list(d.terms[1].levels)
     (['x_re1', 'pair'], ['0:p0', '0:p1', '1:p0', '1:p1', '2:p0', '2:p1'])
+
+    Neither ``exog_re`` nor ``exog_vc``: a random intercept per group, as statsmodels fits it:
+
+    >>> bvc.design_from_arrays(y, np.ones((12, 1)), groups).component_names
+    ['Group']
     """
     name = getattr(endog, "name", None) or "y"
     y = checks.check_response(endog, "endog")
@@ -93,6 +103,9 @@ def design_from_arrays(endog, exog, groups, exog_re=None, exog_vc=None) -> Desig
     gcodes, glevels = pd.factorize(g, sort=True)
     glabels = np.asarray([label(v) for v in glevels], dtype=object)
     terms: list[RandomTerm] = []
+    if exog_re is None and not _has_components(exog_vc):
+        # statsmodels' default random-effects structure: a random intercept per group
+        exog_re = pd.DataFrame({"Group": np.ones(n)})
     if exog_re is not None:
         E, ecols = _as_2d(exog_re, "exog_re")
         if E.shape[0] != n:
@@ -102,12 +115,58 @@ def design_from_arrays(endog, exog, groups, exog_re=None, exog_vc=None) -> Desig
         Z = block_matrix(gcodes, E, len(glevels))
         terms.append(RandomTerm("groups", "groups", tuple(coefs), tuple(coefs), glabels, Z,
                                 correlated=E.shape[1] > 1))
+    if isinstance(exog_vc, dict):
+        warn("Using deprecated variance components format (as statsmodels): pass "
+             "exog_vc=bvc.VCSpec(names, colnames, mats) instead of {name: {group: matrix}}",
+             FutureWarning)
+        exog_vc = vcspec_from_dict(exog_vc, glevels)
     if exog_vc is not None:
         terms += _vc_terms(VCSpec.coerce(exog_vc), gcodes, glabels, n)
-    if not terms:
-        fail("no random effects: give exog_re or exog_vc")
     X, names, dropped = checks.drop_rank_deficient(X, _exog_names(X, xcols))
     return Design(y, X, tuple(names), tuple(terms), str(name), g, tuple(dropped), 0, None)
+
+
+def _has_components(exog_vc) -> bool:
+    """Whether ``exog_vc`` (a VCSpec, statsmodels' or its dict form, or None) names a component."""
+    if exog_vc is None:
+        return False
+    names = exog_vc if isinstance(exog_vc, dict) else getattr(exog_vc, "names", None)
+    return names is None or len(names) > 0  # no names: let VCSpec.coerce say what is wrong
+
+
+def vcspec_from_dict(exog_vc: dict, group_levels) -> VCSpec:
+    """statsmodels' deprecated ``exog_vc`` dict, ``{name: {group label: matrix}}``, as a
+    :class:`~bayesvc.VCSpec`: names sorted and groups in sorted order, as statsmodels'
+    ``_convert_vc`` orders them; columns named by a DataFrame's columns, else ``0, 1, ...``.
+
+    Examples
+    --------
+    >>> from bayesvc.design.arrays import vcspec_from_dict
+    >>> vc = vcspec_from_dict({"b": {1: np.ones((2, 1)), 0: np.ones((3, 1))}}, [0, 1])
+    >>> vc.names, vc.colnames, [m.shape for m in vc.mats[0]]
+    (['b'], [[['0'], ['0']]], [(3, 1), (2, 1)])
+    """
+    names, colnames, mats = [], [], []
+    for name in sorted(exog_vc):
+        by_group = exog_vc[name]
+        if not isinstance(by_group, dict):
+            fail(f"exog_vc[{name!r}] must map each group label to its design matrix, got "
+                 f"{type(by_group).__name__}; or pass exog_vc=bvc.VCSpec(names, colnames, mats)")
+        cn, ms = [], []
+        for g in group_levels:
+            if g not in by_group:
+                fail(f"exog_vc[{name!r}] has no matrix for group {label(g)!r}: the deprecated dict "
+                     "form needs one per group (or pass exog_vc=bvc.VCSpec(names, colnames, mats))")
+            m = by_group[g]
+            cols = getattr(m, "columns", None)
+            shape = np.shape(m)
+            cn.append([str(c) for c in cols] if cols is not None else
+                      [str(j) for j in range(shape[1] if len(shape) > 1 else 1)])
+            ms.append(m)
+        names.append(str(name))
+        colnames.append(cn)
+        mats.append(ms)
+    return VCSpec(names, colnames, mats)
 
 
 def _vc_terms(vc: VCSpec, gcodes: np.ndarray, glabels: np.ndarray, n: int) -> list[RandomTerm]:

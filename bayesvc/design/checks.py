@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
-from ..errors import RankDeficiencyWarning, fail
+from ..errors import RankDeficiencyWarning, fail, warn
 
 
 def check_columns(data: pd.DataFrame, columns: list[str], what: str) -> None:
@@ -47,7 +45,7 @@ def handle_missing(data: pd.DataFrame, columns: list[str], missing: str) -> tupl
         )
     keep = ~na.any(axis=1)
     n_drop = int((~keep).sum())
-    warnings.warn(f"dropped {n_drop} rows with missing values in the model's columns", stacklevel=3)
+    warn(f"dropped {n_drop} rows with missing values in the model's columns")
     out = data.loc[keep]
     check_not_empty(out)
     return out, n_drop
@@ -98,10 +96,6 @@ def drop_rank_deficient(X: np.ndarray, names: list[str], tol: float = 1e-7) -> t
     if len(keep) == X.shape[1]:
         return X, names, []
     dropped = [names[j] for j in range(X.shape[1]) if j not in keep]
-    warnings.warn(
-        f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
-        f"column(s): {', '.join(dropped)}",
-        RankDeficiencyWarning,
-        stacklevel=3,
-    )
+    warn(f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
+         f"column(s): {', '.join(dropped)}", RankDeficiencyWarning)
     return X[:, keep], [names[j] for j in keep], dropped

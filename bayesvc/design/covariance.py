@@ -93,3 +93,55 @@ def singular_terms(terms, theta: np.ndarray) -> list[str]:
     ``isSingular``."""
     return [t.name for t, s in zip(terms, theta_slices(terms))
             if np.any(np.diag(term_lambda(t, theta[s])) == 0.0)]
+
+
+def coef_labels(term) -> list[str]:
+    """Row and column labels of a term's covariance matrix (``REMLResult.cov_re``)."""
+    return [c or term.name for c in term.coef_names]
+
+
+def covariance_name(term, i: int, j: int) -> str:
+    """Name of the covariance of coefficients ``j < i`` of ``term``, ``"<term>: <coef j>,<coef i>"``
+    (the key of the JSON ``covariances`` entry and of ``REMLResult.cov_vc``)."""
+    labels = coef_labels(term)
+    return f"{term.name}: {labels[j]},{labels[i]}"
+
+
+def vc_parameters(terms) -> list[tuple[str, int, int, int]]:
+    """The variance parameters ``(name, term index, i, j)``: per term the lower triangle of its
+    covariance matrix by rows (statsmodels' order: var 0, cov 1-0, var 1, ...) for correlated terms,
+    the variances only for the others. Variances are named by component, covariances by
+    :func:`covariance_name`."""
+    out = []
+    for k, t in enumerate(terms):
+        full = t.correlated and t.p > 1
+        for i in range(t.p):
+            for j in range(i + 1) if full else (i,):
+                out.append((t.component_names[i] if i == j else covariance_name(t, i, j), k, i, j))
+    return out
+
+
+def theta_from_vc(terms, values, scale: float) -> np.ndarray | None:
+    """theta at the variance parameters ``values`` (in :func:`vc_parameters` order) and residual
+    variance ``scale``; ``None`` outside the parameter space (a negative variance, a covariance
+    matrix that is not positive definite)."""
+    if not scale > 0:
+        return None
+    values = np.asarray(values, dtype=float)
+    mats = [np.zeros((t.p, t.p)) for t in terms]
+    for (_, k, i, j), v in zip(vc_parameters(terms), values):
+        mats[k][i, j] = mats[k][j, i] = v
+    parts = []
+    for t, S in zip(terms, mats):
+        if t.correlated and t.p > 1:
+            try:
+                L = np.linalg.cholesky(S / scale)
+            except np.linalg.LinAlgError:
+                return None
+        else:
+            d = np.diag(S)
+            if np.any(d < 0):
+                return None
+            L = np.diag(np.sqrt(d / scale))
+        parts.append(term_lambda_inverse(t, L))
+    return np.concatenate(parts)

@@ -27,7 +27,7 @@ from ..kernel import Kernel
 from ..kernel.conditional import conditional_covariances, conditional_modes
 from ..results import OptSummary, RandomEffects, REMLResult
 from .inference import FitInference
-from .information import variance_covariance
+from .information import parameter_covariance
 
 #: a diagonal theta below this is tried at exactly zero (MixedModels.jl's ``xtol_zero_abs``)
 XTOL_ZERO = 1e-4
@@ -150,11 +150,10 @@ def optimize_deviance(kernel: Kernel, reml: bool = True, theta0=None, ftol: floa
     )
 
 
-def _vc_frame(kernel, vcomp: dict, scale: float, reml: bool) -> pd.DataFrame:
-    """``cov_vc``: inverse information in (free component variances, residual variance)."""
-    names = list(vcomp) + ["Residual"]
-    free, cov = variance_covariance(kernel, np.array(list(vcomp.values())), scale, reml)
-    labels = [names[i] for i in free]
+def _vc_frame(kernel, theta, scale: float, reml: bool) -> pd.DataFrame:
+    """``cov_vc``: inverse information in (free component variances, covariances of correlated
+    terms, residual variance)."""
+    labels, cov = parameter_covariance(kernel, theta, scale, reml)
     return pd.DataFrame(cov, index=labels, columns=labels)
 
 
@@ -180,7 +179,7 @@ def reml_result(design: Design, kernel: Kernel, opt: OptSummary) -> REMLResult:
         method=opt.method, design=design, fe_params=pd.Series(beta, index=names, name="fe_params"),
         cov_fe=pd.DataFrame(scale * np.linalg.inv(f.Mxy[:p, :p]), index=names, columns=names),
         vcomp=pd.Series(vcomp, name="vcomp"), scale=float(scale),
-        cov_vc=_vc_frame(kernel, vcomp, scale, reml), cov_re=cov_re, llf=-0.5 * opt.deviance,
+        cov_vc=_vc_frame(kernel, theta, scale, reml), cov_re=cov_re, llf=-0.5 * opt.deviance,
         converged=opt.converged, theta=theta, opt=opt, random_effects=ranef,
         inference=FitInference(kernel),
     )

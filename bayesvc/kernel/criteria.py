@@ -114,6 +114,17 @@ def objective(kernel, v, scale, reml: bool) -> float:
         return np.inf
 
 
+def objective_theta(kernel, theta, scale, reml: bool) -> float:
+    """:func:`objective` at relative covariance factor ``theta`` (any design: correlated terms
+    too) and residual variance ``scale``; ``inf`` where ``A(theta)`` cannot be factored."""
+    if theta is None or not scale > 0:
+        return np.inf
+    try:
+        return _objective_at(kernel, kernel.factorize(np.asarray(theta, dtype=float)), scale, reml)
+    except NotPositiveDefinite:
+        return np.inf
+
+
 def objective_grad(kernel, v, scale, reml: bool) -> tuple[float, np.ndarray]:
     """:func:`objective` and its gradient in ``(v_1, ..., v_K, scale)`` (scalar designs; entries of
     components at ``v_k = 0`` are 0)."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..design import Design
+from ..design.covariance import covariance_name
 from ..priors import PriorSet
 from ..validate import validate_ci_kind, validate_ci_prob
 from .summaries import posterior_summary
@@ -72,20 +73,27 @@ class PosteriorResult:
         return int(ss["diverging"].sum()) if "diverging" in ss else 0
 
     def param_summary(self, ci_prob: float = 0.95, ci_kind: str = "eti") -> pd.DataFrame:
-        """Posterior summary (arviz-stats) of fixed effects, component variances and the residual:
-        one row each (``"Residual"`` last), arviz-stats' columns (mean, sd, the ``ci_kind``
+        """Posterior summary (arviz-stats) of fixed effects, component variances, the residual
+        (``"Residual"``) and, for correlated terms, each covariance (named
+        ``"<term>: <coef j>,<coef i>"``, as the JSON ``covariances`` keys) and correlation (the same
+        name plus ``" (corr)"``): one row each, arviz-stats' columns (mean, sd, the ``ci_kind``
         interval at ``ci_prob``, MCSE, ESS, R-hat) plus ``median``."""
         from arviz_stats import summary
 
         validate_ci_prob(ci_prob)
         validate_ci_kind(ci_kind)
-        df = summary(self.idata, var_names=["beta", "var", "scale"], ci_prob=ci_prob, ci_kind=ci_kind,
-                     round_to="none")
-        df.index = [_row_name(str(s)) for s in df.index]
         p = self.posterior
+        pairs = [v for t in self.design.terms for v in (f"cov_{t.name}", f"corr_{t.name}") if v in p]
+        df = summary(self.idata, var_names=["beta", "var", "scale", *pairs], ci_prob=ci_prob,
+                     ci_kind=ci_kind, round_to="none")
+        df.index = [_row_name(str(s)) for s in df.index]
         med = {n: float(p["beta"].sel(fixed=n).median()) for n in self.design.fe_names}
         med.update({c: float(p["var"].sel(component=c).median()) for c in self.design.component_names})
         med["Residual"] = float(p["scale"].median())
+        for v in pairs:
+            da = p[v]
+            for pair in da[da.dims[-1]].values:
+                med[_row_name(f"{v}[{pair}]")] = float(da.sel({da.dims[-1]: pair}).median())
         df["median"] = [med[k] for k in df.index]
         return df
 
@@ -163,14 +171,18 @@ class PosteriorResult:
 
     def to_dict(self, ci_prob: float = 0.95) -> dict:
         """The CLI's JSON contract for NUTS: each estimate a dict of ``mean, sd, median, lower,
-        upper, r_hat, ess_bulk, ess_tail``; ``llf`` is ``None``; ``converged`` means every
-        diagnostic passed and nothing diverged.
+        upper, r_hat, ess_bulk, ess_tail``, for the fixed effects, ``variances``, ``covariances`` and
+        ``correlations`` (correlated terms). ``llf`` is ``None`` (NUTS maximizes nothing) and
+        ``converged`` is ``None`` (it is an optimizer's verdict); whether the draws can be trusted
+        is ``diagnostics`` (:meth:`diagnostic_verdicts`), and ``divergences`` the count.
 
         Examples
         --------
         >>> d = post.to_dict()
         >>> d["method"], list(d["variances"]), sorted(d["variances"]["g"])[:3]
         ('nuts', ['g', 'Residual'], ['ess_bulk', 'ess_tail', 'lower'])
+        >>> d["converged"], d["llf"], d["diagnostics"]["divergences"] == d["divergences"]
+        (None, None, True)
         """
         s = self.param_summary(ci_prob=ci_prob)
         lo, hi = [c for c in s.columns if c.startswith(("eti", "hdi"))][:2]
@@ -181,20 +193,51 @@ class PosteriorResult:
                     "lower": float(r[lo]), "upper": float(r[hi]), "r_hat": float(r["r_hat"]),
                     "ess_bulk": float(r["ess_bulk"]), "ess_tail": float(r["ess_tail"])}
 
+        covs = [k for k in s.index if k in self.covariance_names]
         return {
             "method": "nuts", "llf": None,
             "fe_params": {k: entry(k) for k in self.design.fe_names},
             "variances": {**{c: entry(c) for c in self.design.component_names},
                           "Residual": entry("Residual")},
-            "covariances": {}, "converged": bool(self.diagnostics().ok.all() and self.divergences == 0),
-            "divergences": self.divergences,
+            "covariances": {k: entry(k) for k in covs},
+            "correlations": {k: entry(f"{k} (corr)") for k in covs},
+            "converged": None, "divergences": self.divergences,
+            "diagnostics": self.diagnostic_verdicts(),
         }
+
+    @property
+    def covariance_names(self) -> list[str]:
+        """Names of the covariances of correlated terms (``"<term>: <coef j>,<coef i>"``)."""
+        return [covariance_name(t, i, j) for t in self.design.terms if t.correlated and t.p > 1
+                for i in range(t.p) for j in range(i)]
+
+    def diagnostic_verdicts(self) -> dict:
+        """The convergence verdicts of the draws, as the CLI's JSON ``diagnostics`` entry:
+        ``max_r_hat``, ``min_ess_bulk``, ``min_ess_tail``, ``divergences`` and ``ok`` (R-hat at most
+        1.01, bulk and tail ESS at least 400, no divergent transition).
+
+        Examples
+        --------
+        >>> v = post.diagnostic_verdicts()
+        >>> sorted(v), v["ok"] == (v["max_r_hat"] <= 1.01 and min(v["min_ess_bulk"], v["min_ess_tail"]) >= 400
+        ...                         and v["divergences"] == 0)
+        (['divergences', 'max_r_hat', 'min_ess_bulk', 'min_ess_tail', 'ok'], True)
+        """
+        d = self.diagnostics()
+        return {"max_r_hat": float(d.r_hat.max()), "min_ess_bulk": float(d.ess_bulk.min()),
+                "min_ess_tail": float(d.ess_tail.min()), "divergences": int(self.divergences),
+                "ok": bool(d.ok.all() and self.divergences == 0)}
 
 
 def _row_name(s: str) -> str:
-    """arviz-stats' row label -> ours: ``beta[x]`` -> ``x``, ``var[g]`` -> ``g``, ``scale`` -> Residual."""
+    """arviz-stats' row label -> ours: ``beta[x]`` -> ``x``, ``var[g]`` -> ``g``, ``scale`` ->
+    Residual, ``cov_g[a,b]`` -> ``g: a,b``, ``corr_g[a,b]`` -> ``g: a,b (corr)``."""
     if s.startswith("beta["):
         return s[5:-1]
     if s.startswith("var["):
         return s[4:-1]
+    for prefix, suffix in (("cov_", ""), ("corr_", " (corr)")):
+        if s.startswith(prefix) and s.endswith("]"):
+            term, pair = s[len(prefix):-1].split("[", 1)
+            return f"{term}: {pair}{suffix}"
     return "Residual" if s == "scale" else s

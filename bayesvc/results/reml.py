@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -10,6 +11,7 @@ import pandas as pd
 
 from ..design import Design
 from ..errors import fail
+from ..design.covariance import coef_labels, covariance_name
 from .summaries import reml_summary, variance_dict
 
 
@@ -80,7 +82,7 @@ class RandomEffects:
     table: pd.DataFrame
 
     @classmethod
-    def from_arrays(cls, terms, modes, cond_covs) -> "RandomEffects":
+    def from_arrays(cls, terms, modes, cond_covs) -> RandomEffects:
         """Build the table from per-term arrays: conditional modes ``(n_levels, p)`` and
         conditional covariances ``(n_levels, p, p)``, as the REML fit computes them."""
         frames = []
@@ -104,8 +106,44 @@ class RandomEffects:
         """Component names, in table order."""
         return list(dict.fromkeys(self.table.component))
 
-    def __repr__(self) -> str:
+    #: rows shown by ``print`` and in notebooks (the whole table is :attr:`table`)
+    SHOW = 10
+
+    def _title(self) -> str:
         return f"RandomEffects({len(self.table)} rows; components {self.components})"
+
+    def __repr__(self) -> str:
+        """The row count and components, then the table's first :attr:`SHOW` rows.
+
+        Examples
+        --------
+        >>> print(reml.ranef())  # doctest: +NORMALIZE_WHITESPACE
+        RandomEffects(8 rows; components ['g'])
+          component term level       coef    mode cond_var
+        0         g    g     0  Intercept -1.3014   0.1000
+        1         g    g     1  Intercept -1.2027   0.1000
+        2         g    g     2  Intercept  0.8110   0.1000
+        3         g    g     3  Intercept -1.0255   0.1000
+        4         g    g     4  Intercept -1.7295   0.1000
+        5         g    g     5  Intercept  0.7136   0.1000
+        6         g    g     6  Intercept  2.8168   0.1000
+        7         g    g     7  Intercept  0.9177   0.1000
+        """
+        head = self.table.head(self.SHOW).to_string(float_format=_four)
+        more = len(self.table) - self.SHOW
+        return f"{self._title()}\n{head}" + (f"\n... {more} more rows (.table holds them all)" if more > 0 else "")
+
+    __str__ = __repr__
+
+    def _repr_html_(self) -> str:
+        more = len(self.table) - self.SHOW
+        tail = f"<p>... {more} more rows (<code>.table</code> holds them all)</p>" if more > 0 else ""
+        table = self.table.head(self.SHOW).to_html(float_format=_four)
+        return f"<p>{html.escape(self._title())}</p>" + table + tail
+
+
+def _four(x: float) -> str:
+    return f"{x:.4f}"
 
 
 @dataclass(frozen=True)
@@ -125,9 +163,10 @@ class REMLResult:
     scale : float
         Residual variance.
     cov_vc : pandas.DataFrame
-        Inverse observed information of the REML/ML criterion in (component variances, residual
-        variance), for the components not at zero and ``"Residual"`` (computed once by the
-        estimator; the views read it). NaN for correlated terms.
+        Inverse observed information of the REML/ML criterion in (component variances, covariances
+        of correlated terms, residual variance), for the parameters not held on the boundary and
+        ``"Residual"`` (computed once by the estimator; the views read it). Covariances are named as
+        the JSON ``covariances`` keys, ``"<term>: <coef j>,<coef i>"``.
     cov_re : dict of DataFrame
         Covariance matrix of each correlated term.
     llf : float
@@ -152,8 +191,8 @@ class REMLResult:
     (['g', 'Residual'], True)
     >>> list(reml.cov_vc.index), bool(np.isclose(reml.bse_fe["Intercept"] ** 2, reml.cov_fe.iloc[0, 0]))
     (['g', 'Residual'], True)
-    >>> bool(np.isclose(reml.aic, -2 * reml.llf + 2 * 3)), reml.boundary, reml.ranef()
-    (True, (), RandomEffects(8 rows; components ['g']))
+    >>> bool(np.isclose(reml.aic, -2 * reml.llf + 2 * 3)), reml.boundary, reml.ranef().components
+    (True, (), ['g'])
     """
 
     method: str
@@ -178,10 +217,38 @@ class REMLResult:
 
     @property
     def vcomp_se(self) -> pd.Series:
-        """Delta-method standard errors of ``vcomp`` from ``cov_vc`` (NaN on the boundary and for
-        correlated terms)."""
+        """Standard errors of ``vcomp`` from ``cov_vc`` (NaN on the boundary)."""
         d = pd.Series(np.sqrt(np.diag(self.cov_vc)), index=self.cov_vc.index)
         return d.reindex(self.vcomp.index).rename("vcomp_se")
+
+    @property
+    def cov_re_se(self) -> dict:
+        """Standard errors of each correlated term's covariance matrix (``cov_re``), from
+        ``cov_vc`` (NaN for a term held on the boundary).
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(1)
+        >>> d = pd.DataFrame({"g": np.repeat(np.arange(12), 8), "x": np.tile(np.arange(8.0), 12)})
+        >>> d["y"] = rng.normal(size=12)[d.g] + (1 + 0.5 * rng.normal(size=12)[d.g]) * d.x + rng.normal(size=96)
+        >>> r = bvc.VCModel.from_formula("y ~ x + (1 + x|g)", data=d).fit_reml()
+        >>> se = r.cov_re_se["g"]
+        >>> list(se.index), bool(se.loc["x", "Intercept"] == se.loc["Intercept", "x"] > 0)
+        (['Intercept', 'x'], True)
+        """
+        out = {}
+        for t in self.design.terms:
+            if t.name not in self.cov_re:
+                continue
+            se = np.full((t.p, t.p), np.nan)
+            for i in range(t.p):
+                for j in range(i + 1):
+                    key = t.component_names[i] if i == j else covariance_name(t, i, j)
+                    if key in self.cov_vc.index:
+                        se[i, j] = se[j, i] = np.sqrt(self.cov_vc.loc[key, key])
+            labels = coef_labels(t)
+            out[t.name] = pd.DataFrame(se, index=labels, columns=labels)
+        return out
 
     @property
     def scale_se(self) -> float:
@@ -278,7 +345,8 @@ class REMLResult:
         return reml_summary(self, alpha=alpha)
 
     def to_dict(self) -> dict:
-        """The CLI's JSON contract: ``method, llf, fe_params, variances, covariances, converged``.
+        """The CLI's JSON contract: ``method, llf, fe_params, variances, covariances, correlations
+        (of correlated terms, keyed as the covariances), converged``.
 
         Examples
         --------
@@ -286,17 +354,20 @@ class REMLResult:
         >>> d["method"], list(d["variances"]), d["converged"]
         ('reml', ['g', 'Residual'], True)
         """
-        covs = {}
-        for name, C in self.cov_re.items():
-            cols = list(C.columns)
-            for i in range(len(cols)):
-                for j in range(i):
-                    covs[f"{name}: {cols[j]},{cols[i]}"] = float(C.iloc[i, j])
+        covs, corrs = {}, {}
+        for t in self.design.terms:
+            if t.name in self.cov_re:
+                C = self.cov_re[t.name].to_numpy()
+                for i in range(t.p):
+                    for j in range(i):
+                        covs[covariance_name(t, i, j)] = float(C[i, j])
+                        corrs[covariance_name(t, i, j)] = float(C[i, j] / np.sqrt(C[i, i] * C[j, j]))
         return {
             "method": self.method.lower(),
             "llf": float(self.llf),
             "fe_params": {k: float(v) for k, v in self.fe_params.items()},
             "variances": variance_dict(self.vcomp, self.scale),
             "covariances": covs,
+            "correlations": corrs,
             "converged": bool(self.converged),
         }

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from ..design.covariance import coef_labels, covariance_name
 from ..validate import validate_alpha, validate_ci_kind, validate_ci_prob
 from .table import Summary
 
@@ -42,10 +43,10 @@ def reml_summary(result, alpha: float = 0.05, title: str | None = None) -> Summa
     """statsmodels' ``MixedLMResults.summary()`` for a REML/ML fit.
 
     ``tables["params"]`` has columns ``Coef., Std.Err., z, P>|z|, [alpha/2, 1-alpha/2]``: one row
-    per fixed effect, then per random-effect term a ``"<component> Var"`` row per variance
-    (Std.Err. from ``vcomp_se``) and, for correlated terms, a ``"<component j> x <component i>
-    Cov"`` row per covariance, in statsmodels' order (lower triangle by rows). Variance and
-    covariance rows leave z, p and interval blank.
+    per fixed effect, then per random-effect term a row per variance and, for correlated terms,
+    per covariance and per correlation (labels and order: :func:`random_effect_labels`), with
+    standard errors from the information matrix (``cov_vc``; delta method for correlations).
+    These rows leave z, p and interval blank.
     """
     alpha = validate_alpha(alpha)
     fe = result.fe_params
@@ -70,28 +71,73 @@ def reml_summary(result, alpha: float = 0.05, title: str | None = None) -> Summa
                    float_formats={"params": "%.3f"})
 
 
-def _random_effect_rows(result) -> list[tuple[str, float, float]]:
-    """``(label, value, std. err.)`` per variance / covariance, statsmodels' order."""
-    vcomp, vse = result.vcomp, result.vcomp_se
-    where = {}  # component -> (component names of its correlated term, position, covariance)
-    for t in result.design.terms:
-        if t.correlated and t.name in result.cov_re:
-            for i, comp in enumerate(t.component_names):
-                where[comp] = (t.component_names, i, result.cov_re[t.name])
-    out = []
-    for comp, value in vcomp.items():
-        if comp in where:
-            comps, i, C = where[comp]
-            for j in range(i):
-                out.append((f"{comps[j]} x {comp} Cov", float(C.iloc[i, j]), np.nan))
-        out.append((f"{comp} Var", float(value), float(vse.get(comp, np.nan))))
+def random_effect_labels(design) -> dict[str, str]:
+    """Row label of every variance parameter, in table order (per term: variances, then for a
+    correlated term its covariances and correlations), keyed by the name the results use (component
+    names, covariance names ``"<term>: <coef j>,<coef i>"`` and those plus ``" (corr)"``).
+
+    Variance components keep statsmodels' ``"<component> Var"``. A correlated term is read as
+    lme4 prints it, group then coefficient (``(Intercept)`` for the intercept), with statsmodels'
+    ``Var`` / ``x ... Cov`` suffixes and ``Corr`` for the correlation: ``Subject (Intercept) Var``,
+    ``Subject Days Var``, ``Subject (Intercept) x Days Cov``, ``Subject (Intercept) x Days Corr``.
+
+    Examples
+    --------
+    >>> list(random_effect_labels(slopes.design).values())
+    ['g (Intercept) Var', 'g x Var', 'g (Intercept) x x Cov', 'g (Intercept) x x Corr']
+    >>> random_effect_labels(nested_fit.design)
+    {'a': 'a Var', 'a:b': 'a:b Var'}
+    """
+    out = {}
+    for t in design.terms:
+        if not (t.correlated and t.p > 1):
+            out.update({c: f"{c} Var" for c in t.component_names})
+            continue
+        coef = ["(Intercept)" if c == "Intercept" else c for c in coef_labels(t)]
+        out.update({c: f"{t.name} {coef[i]} Var" for i, c in enumerate(t.component_names)})
+        pairs = [(i, j) for i in range(t.p) for j in range(i)]
+        out.update({covariance_name(t, i, j): f"{t.name} {coef[j]} x {coef[i]} Cov" for i, j in pairs})
+        out.update({f"{covariance_name(t, i, j)} (corr)": f"{t.name} {coef[j]} x {coef[i]} Corr"
+                    for i, j in pairs})
     return out
+
+
+def _random_effect_rows(result) -> list[tuple[str, float, float]]:
+    """``(label, value, std. err.)`` per variance, covariance and correlation, in
+    :func:`random_effect_labels` order."""
+    values = {**result.vcomp.to_dict()}
+    ses = {**result.vcomp_se.to_dict()}
+    for t in result.design.terms:
+        if t.name not in result.cov_re:
+            continue
+        C, S = result.cov_re[t.name].to_numpy(), result.cov_re_se[t.name].to_numpy()
+        for i in range(t.p):
+            for j in range(i):
+                key = covariance_name(t, i, j)
+                values[key], ses[key] = float(C[i, j]), float(S[i, j])
+                values[f"{key} (corr)"], ses[f"{key} (corr)"] = _correlation(result, t, i, j)
+    return [(label, values[k], ses.get(k, np.nan))
+            for k, label in random_effect_labels(result.design).items()]
+
+
+def _correlation(result, t, i: int, j: int) -> tuple[float, float]:
+    """Correlation of coefficients ``i, j`` of term ``t`` and its delta-method standard error
+    from ``cov_vc`` (NaN when the term is held on the boundary)."""
+    C = result.cov_re[t.name].to_numpy()
+    denom = np.sqrt(C[i, i] * C[j, j])
+    r = C[i, j] / denom if denom > 0 else np.nan
+    names = [t.component_names[i], covariance_name(t, i, j), t.component_names[j]]
+    if not denom > 0 or not all(n in result.cov_vc.index for n in names):
+        return float(r), np.nan
+    g = np.array([-r / (2 * C[i, i]), 1 / denom, -r / (2 * C[j, j])])
+    V = result.cov_vc.loc[names, names].to_numpy()
+    return float(r), float(np.sqrt(max(g @ V @ g, 0.0)))
 
 
 def _row_label(name, design) -> str:
     if name in design.fe_names:
         return name
-    return "Residual Var" if name == "Residual" else f"{name} Var"
+    return "Residual Var" if name == "Residual" else random_effect_labels(design)[name]
 
 
 def posterior_summary(result, ci_prob: float = 0.95, ci_kind: str = "eti") -> Summary:
@@ -99,8 +145,9 @@ def posterior_summary(result, ci_prob: float = 0.95, ci_kind: str = "eti") -> Su
 
     Columns Mean, SD, the interval bounds (``ci_kind`` 'eti' or 'hdi' at ``ci_prob``), R-hat,
     ESS bulk, ESS tail and MCSE (of the mean), computed with arviz-stats; rows as in the REML
-    table plus the residual variance. The header adds chains x draws, divergences, max R-hat,
-    min ESS and the sampler.
+    table (covariances and correlations of correlated terms included) plus the residual variance.
+    The header adds ``Scale:`` (the posterior mean of the residual variance), the sampler, chains
+    x draws, divergences, max R-hat and min ESS.
     """
     validate_ci_kind(ci_kind)
     validate_ci_prob(ci_prob)
@@ -110,12 +157,14 @@ def posterior_summary(result, ci_prob: float = 0.95, ci_kind: str = "eti") -> Su
     cols = {"mean": "Mean", "sd": "SD", lo: f"{ci_kind.upper()} {pct} lower",
             hi: f"{ci_kind.upper()} {pct} upper", "r_hat": "R-hat", "ess_bulk": "ESS bulk",
             "ess_tail": "ESS tail", "mcse_mean": "MCSE"}
-    params = s[list(cols)].rename(columns=cols)
-    params.index = pd.Index([_row_label(i, result.design) for i in s.index], dtype=object)
+    order = [*result.design.fe_names, *random_effect_labels(result.design), "Residual"]
+    params = s.loc[order, list(cols)].rename(columns=cols)
+    params.index = pd.Index([_row_label(i, result.design) for i in order], dtype=object)
     d = result.diagnostics()
     header = group_header(result.design) + [
         ("Method:", "NUTS (" + {"full": "collapsed", "partial": "partly collapsed",
                                 "none": "non-centered"}[result.marginalize] + ")"),
+        ("Scale:", float(result.scale)),
         ("Sampler:", result.sampler),
         ("Chains x draws:", f"{result.chains} x {result.draws}"),
         ("Divergences:", int(result.divergences)),
@@ -141,7 +190,7 @@ def mode_summary(result, alpha: float = 0.05) -> Summary:
     iv = result.vcomp_ci(alpha)
     for c in result.vcomp.index:
         rows.append([result.vcomp[c], np.nan, iv.loc[c, "lower"], iv.loc[c, "upper"]])
-        names.append(f"{c} Var")
+        names.append(random_effect_labels(result.design)[c])
     cols = ["Mode", "Std.Err.", *_interval_columns(alpha)]
     params = pd.DataFrame(rows, index=pd.Index(names, dtype=object), columns=cols)
     header = group_header(result.design) + [

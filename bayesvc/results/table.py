@@ -151,6 +151,11 @@ class _Block:
     def ncols(self) -> int:
         return len(self.headers) if self.headers is not None else len(self.rows[0])
 
+    @property
+    def nsep(self) -> int:
+        """Column separators in a line: one fewer than its cells, the row stubs included."""
+        return max(self.ncols - 1 + (self.stubs is not None), 1)
+
     def lines(self, pad_col: int = 0, pad_index: int = 0) -> list[str]:
         """statsmodels' ``SimpleTable.as_text`` for ``summary2``: rule, header, rule, rows."""
         data = [[c.strip() for c in r] for r in self.rows]
@@ -183,14 +188,19 @@ def _pad(s: str, width: int, align: str) -> str:
 
 
 def _layout_text(blocks: list[_Block], title: str | None, notes: Sequence[str]) -> str:
-    """statsmodels' ``summary2.Summary.as_text``, including its padding arithmetic."""
+    """statsmodels' ``summary2.Summary.as_text``: a narrower block is widened to the widest by
+    spaces added to each column separator, the rest to its first column.
+
+    One difference, on purpose: statsmodels counts a table's separators without the one after its
+    row labels (``DataFrame.shape[1] - 1``), so a table narrower than the header comes out wider
+    than the rules by the per-separator padding (its MixedLM summaries show it). Counting every
+    separator (:attr:`_Block.nsep`) makes every line exactly as wide as the rules."""
     lengths = [len(b.lines()[0]) for b in blocks]
     widest = max(lengths)
     lines: list[str] = []
     for b, length in zip(blocks, lengths):
-        nsep = max(b.ncols - 1, 1)
-        pad = int((widest - length) / nsep)
-        lines += b.lines(pad, widest - (length + nsep * pad))
+        pad = int((widest - length) / b.nsep)
+        lines += b.lines(pad, widest - (length + b.nsep * pad))
     lines[0] = "=" * widest
     lines.append("=" * widest)
     if title is None:

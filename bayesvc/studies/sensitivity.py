@@ -35,7 +35,7 @@ from ..errors import BoundaryFitWarning, fail
 from ..estimators import fit_reml
 from ..estimators.bayes.draws import conditional_loglik_sum, marginal_loglik
 from ..kernel import Kernel
-from ..validate import validate_ci_prob
+from ..validate import validate_choice, validate_ci_prob
 from ..views.plots import plot_psense, plot_psense_quantities
 
 DIAGNOSES = ("ok", "prior-dominated", "prior-data conflict")
@@ -111,14 +111,19 @@ def _fmt(x: float) -> str:
     return "0" if x == 0 else f"{x:.3g}"
 
 
-def _verdicts(result, table, reml, sweep, threshold, ci_prob=0.95, negligible=NEAR_ZERO) -> pd.DataFrame:
+def _verdicts(result, table, reml, sweep, threshold, ci_prob=0.95, negligible=NEAR_ZERO,
+              scale="variance") -> pd.DataFrame:
     """One row per component and the residual, with one sentence a user can act on; a component SD
-    below ``negligible`` residual SDs counts as near zero."""
+    below ``negligible`` residual SDs counts as near zero; values in ``scale`` (variances or SDs;
+    the near-zero rule and the sweep's change are the SD's)."""
     post = result.posterior
     sigma = post["sigma"].values.ravel()
     lo_q, hi_q = (1 - ci_prob) / 2, (1 + ci_prob) / 2
     reml_sigma = float(np.sqrt(reml.scale))
-    change = sweep.change() if sweep is not None else None
+    change = sweep.change(scale="sd") if sweep is not None else None  # SWEEP_CHANGE is an SD's
+    power = 2 if scale == "variance" else 1
+    unit = "variance" if power == 2 else "SD"
+    below = f"{negligible**2:g} of the residual variance" if power == 2 else f"{negligible:g} residual SD"
     rows = []
     for c in list(result.design.component_names) + ["Residual"]:
         is_res = c == "Residual"
@@ -135,10 +140,11 @@ def _verdicts(result, table, reml, sweep, threshold, ci_prob=0.95, negligible=NE
             mine = [v for (fam, comp), v in change.items() if comp == c]
             ch = float(max(mine)) if mine else np.nan
         swept_driven = bool(np.isfinite(ch) and ch > SWEEP_CHANGE)
-        med, lo, hi = float(np.median(x)), float(np.quantile(x, lo_q)), float(np.quantile(x, hi_q))
-        what = "residual SD" if is_res else f"{c} SD"
-        reml_txt = "REML is 0" if at_boundary else f"REML is {_fmt(reml_sd)}"
-        sweep_txt = f" (the sweep moves its median by {ch:.0%})" if swept_driven else ""
+        xs = x**power
+        med, lo, hi = float(np.median(xs)), float(np.quantile(xs, lo_q)), float(np.quantile(xs, hi_q))
+        what = f"residual {unit}" if is_res else f"{c} {unit}"
+        reml_txt = "REML is 0" if at_boundary else f"REML is {_fmt(reml_sd**power)}"
+        sweep_txt = f" (the sweep moves the median of its SD by {ch:.0%})" if swept_driven else ""
         if near_zero:
             flagged = True
             if diag != "ok" or swept_driven:
@@ -146,7 +152,7 @@ def _verdicts(result, table, reml, sweep, threshold, ci_prob=0.95, negligible=NE
                            f"prior{sweep_txt}; report the prior and the sweep")
             else:
                 verdict = (f"data hardly inform the {what}: {reml_txt}, {p0:.0%} of its posterior lies "
-                           f"below {negligible:g} residual SD and the upper end of its interval "
+                           f"below {below} and the upper end of its interval "
                            f"({_fmt(lo)}, {_fmt(hi)}) depends on the prior; report the prior and a "
                            "prior sweep")
         elif diag == "prior-data conflict":
@@ -161,8 +167,9 @@ def _verdicts(result, table, reml, sweep, threshold, ci_prob=0.95, negligible=NE
             flagged = False
             verdict = (f"ok: the data inform the {what} ({reml_txt}, posterior median {_fmt(med)}); "
                        "the prior matters little")
-        rows.append({"component": c, "parameter": lab, "reml_sd": reml_sd, "reml_boundary": at_boundary,
-                     "near_zero": near_zero, "p_near_zero": p0, "median": med, "lower": lo, "upper": hi,
+        rows.append({"component": c, "parameter": lab, "reml_sd": reml_sd, "reml_variance": reml_sd**2,
+                     "reml_boundary": at_boundary, "near_zero": near_zero, "p_near_zero": p0,
+                     "scale": unit.lower(), "median": med, "lower": lo, "upper": hi,
                      "psense_prior": ps_p, "psense_likelihood": ps_l, "diagnosis": diag,
                      "sweep_change": ch, "flagged": flagged, "verdict": verdict})
     return pd.DataFrame(rows).set_index("component")
@@ -179,14 +186,17 @@ class SensitivityResult:
         ``name``, ``psense_prior``, ``psense_likelihood``, ``diagnosis`` (``ok``,
         ``prior-dominated``, ``prior-data conflict``).
     verdicts : DataFrame
-        Per component and ``"Residual"``: REML SD and boundary flag, posterior mass below
-        ``negligible`` (default :data:`NEAR_ZERO`) residual SDs (``p_near_zero``), posterior median
-        and interval, the sensitivities and diagnosis, the sweep's relative change (if a sweep was given),
-        ``flagged`` and ``verdict`` (one sentence).
+        Per component and ``"Residual"``: REML SD and variance and boundary flag, posterior mass
+        below ``negligible`` (default :data:`NEAR_ZERO`) residual SDs (``p_near_zero``), the
+        posterior median and interval of the variance (or SD: column ``scale``), the sensitivities
+        and diagnosis, the sweep's relative change of the median SD (if a sweep was given),
+        ``flagged`` and ``verdict`` (one sentence, quoting values in ``scale``).
     likelihood : str
         ``"marginal"`` (collapsed) or ``"conditional"``: the likelihood that was power-scaled.
     threshold : float
         The sensitivity threshold used.
+    scale : {'variance', 'sd'}
+        The scale of the verdicts' values and sentences.
 
     Examples
     --------
@@ -203,6 +213,7 @@ class SensitivityResult:
     likelihood: str
     idata: object = field(repr=False)
     sweep: object = field(default=None, repr=False)
+    scale: str = "variance"
 
     @property
     def flagged(self) -> list[str]:
@@ -223,7 +234,9 @@ class SensitivityResult:
     def to_dict(self) -> dict:
         """``{"components": [...], "fixed": [...]}``: the SDs (components, then the residual) and
         the fixed effects, each with ``parameter, psense_prior, psense_likelihood, diagnosis``;
-        component rows add ``component, flagged, verdict``.
+        component rows add ``component, flagged, reml_sd, reml_variance, p_near_zero`` and, in
+        ``scale`` (``"variance"`` or ``"sd"``), the posterior ``median, lower, upper`` and the
+        ``verdict``.
 
         """
         comps = []
@@ -232,8 +245,10 @@ class SensitivityResult:
                           "psense_prior": float(r.psense_prior),
                           "psense_likelihood": float(r.psense_likelihood),
                           "diagnosis": r.diagnosis, "flagged": bool(r.flagged),
-                          "reml_sd": float(r.reml_sd), "p_near_zero": float(r.p_near_zero),
-                          "verdict": r.verdict})
+                          "reml_sd": float(r.reml_sd), "reml_variance": float(r.reml_variance),
+                          "p_near_zero": float(r.p_near_zero), "scale": r.scale,
+                          "median": float(r["median"]), "lower": float(r.lower),
+                          "upper": float(r.upper), "verdict": r.verdict})
         fixed = [{"parameter": lab, "psense_prior": float(r.psense_prior),
                   "psense_likelihood": float(r.psense_likelihood), "diagnosis": r.diagnosis}
                  for lab, r in self.table[self.table.kind == "beta"].iterrows()]
@@ -242,8 +257,10 @@ class SensitivityResult:
 
     def __str__(self) -> str:
         t = self.table[["psense_prior", "psense_likelihood", "diagnosis"]]
-        lines = [f"Power-scaling sensitivity (threshold {self.threshold:g}; {self.likelihood} likelihood)",
-                 t.to_string(float_format=lambda v: f"{v:.3f}"), "", "Verdicts:"]
+        what = "variances" if self.scale == "variance" else "SDs"
+        title = (f"Power-scaling sensitivity (threshold {self.threshold:g}; {self.likelihood} likelihood; "
+                 f"verdicts in {what})")
+        lines = [title, t.to_string(float_format=lambda v: f"{v:.3f}"), "", "Verdicts:"]
         lines += [f"  {c}: {v}" for c, v in self.verdicts.verdict.items()]
         return "\n".join(lines)
 
@@ -253,7 +270,7 @@ class SensitivityResult:
 
 def sensitivity(result, threshold: float = 0.05, *, likelihood: str = "auto", reml=None, sweep=None,
                 alphas=(0.99, 1.01), kernel=None, negligible: float = NEAR_ZERO,
-                ci_prob: float = 0.95) -> SensitivityResult:
+                ci_prob: float = 0.95, scale: str = "variance") -> SensitivityResult:
     """Power-scaling prior and likelihood sensitivity of a NUTS fit, and a verdict per component.
 
     Parameters
@@ -276,6 +293,8 @@ def sensitivity(result, threshold: float = 0.05, *, likelihood: str = "auto", re
         (:data:`NEAR_ZERO`); ``p_near_zero`` is the posterior mass below it.
     ci_prob : float
         Probability of the posterior intervals in the verdicts.
+    scale : {'variance', 'sd'}
+        Report the verdicts' values in variances (as every summary) or SDs.
 
     Returns
     -------
@@ -300,6 +319,8 @@ def sensitivity(result, threshold: float = 0.05, *, likelihood: str = "auto", re
             reml = fit_reml(result.design, reml=True, kernel=kernel)
     if not negligible > 0:
         fail(f"negligible must be a positive fraction of the residual SD, got {negligible}")
-    verdicts = _verdicts(result, table, reml, sweep, threshold, validate_ci_prob(ci_prob), negligible)
+    scale = validate_choice(scale, "scale", ("variance", "sd"))
+    verdicts = _verdicts(result, table, reml, sweep, threshold, validate_ci_prob(ci_prob), negligible,
+                         scale=scale)
     return SensitivityResult(table=table, verdicts=verdicts, threshold=threshold, likelihood=used,
-                             idata=tree, sweep=sweep)
+                             idata=tree, sweep=sweep, scale=scale)

@@ -36,8 +36,8 @@ from ..estimators.bayes import sample
 from ..estimators.bayes.cache import cached_build, design_token
 from ..estimators.parallel import executor_pool
 from ..priors import Prior, PriorSet, resolve_priors, sd_family
-from ..validate import validate_ci_prob, validate_sampling, validate_seed
-from .sweep_result import SweepResult
+from ..validate import validate_choice, validate_ci_prob, validate_sampling, validate_seed
+from .sweep_result import SCALES, SweepResult
 
 
 def sample_cached(model, priors=None, **kw):
@@ -57,9 +57,12 @@ def sweepable(design) -> list[str]:
 # ----------------------------------------------------------------------------- one grid point
 
 def _labels(design) -> list[tuple[str, str, str, object]]:
-    """(parameter label, component, posterior variable, selection) for every summarised parameter."""
+    """(parameter label, component, posterior variable, selection) for every summarised parameter:
+    each SD and its variance (``var[<component>]``, ``var[Residual]``), and the fixed effects."""
     out = [(f"sd[{c}]", c, "sd", {"component": c}) for c in design.component_names]
     out.append(("sigma", "Residual", "sigma", {}))
+    out += [(f"var[{c}]", c, "var", {"component": c}) for c in design.component_names]
+    out.append(("var[Residual]", "Residual", "scale", {}))
     out += [(f"beta[{n}]", n, "beta", {"fixed": n}) for n in design.fe_names]
     return out
 
@@ -67,9 +70,11 @@ def _labels(design) -> list[tuple[str, str, str, object]]:
 def _mode_value(mode, var, comp) -> float:
     if mode is None:
         return np.nan
-    if var == "sd":
-        return float(mode.sd[comp])
-    return float(np.sqrt(mode.scale)) if var == "sigma" else float(mode.fe_params[comp])
+    if var in ("sd", "var"):
+        return float(mode.sd[comp] if var == "sd" else mode.vcomp[comp])
+    if var in ("sigma", "scale"):
+        return float(np.sqrt(mode.scale) if var == "sigma" else mode.scale)
+    return float(mode.fe_params[comp])
 
 
 def _point_rows(res, mode, ci_prob) -> list[dict]:
@@ -85,6 +90,8 @@ def _point_rows(res, mode, ci_prob) -> list[dict]:
     rows = []
     for label, comp, var, sel in _labels(res.design):
         da = post[var].sel(sel) if sel else post[var]
+        # a variance's R-hat and ESS are its SD's (rank-based diagnostics: unchanged by squaring)
+        dlabel = {"var": f"sd[{comp}]", "scale": "sigma"}.get(var, label)
         x = da.values.ravel()
         try:
             se = float(mcse(da, method="median"))
@@ -93,8 +100,8 @@ def _point_rows(res, mode, ci_prob) -> list[dict]:
         rows.append({"parameter": label, "mean": float(x.mean()), "median": float(np.median(x)),
                      "lower": float(np.quantile(x, lo_q)), "upper": float(np.quantile(x, hi_q)),
                      "mode": _mode_value(mode, var, comp), "mcse_median": se,
-                     "r_hat": float(diag.loc[label, "r_hat"]) if diag is not None else np.nan,
-                     "ess_bulk": float(diag.loc[label, "ess_bulk"]) if diag is not None else np.nan})
+                     "r_hat": float(diag.loc[dlabel, "r_hat"]) if diag is not None else np.nan,
+                     "ess_bulk": float(diag.loc[dlabel, "ess_bulk"]) if diag is not None else np.nan})
     return rows
 
 
@@ -216,7 +223,7 @@ def _collect(meta, results, draws, chains) -> tuple[pd.DataFrame, pd.DataFrame]:
 def prior_sweep(model, scales=(0.5, 1, 2, 5), families=("halfnormal",), components=None, draws=500,
                 tune=500, chains=2, random_seed=None, executor=None, ci_prob=0.95, *,
                 absolute: bool = False, priors=None, mode: bool = True,
-                workers: int | None = None) -> SweepResult:
+                workers: int | None = None, scale: str = "variance") -> SweepResult:
     """Refit ``model`` (a :class:`~bayesvc.VCModel`) across a grid of SD-prior scales, one
     component at a time.
 
@@ -244,6 +251,10 @@ def prior_sweep(model, scales=(0.5, 1, 2, 5), families=("halfnormal",), componen
         Probability of the equal-tailed intervals.
     mode : bool
         Add the posterior mode of each grid point (:meth:`VCModel.fit_map`; cheap).
+    scale : {'variance', 'sd'}
+        What the result reports by default (printing, :meth:`SweepResult.swept`,
+        :meth:`~SweepResult.change`, :meth:`~SweepResult.to_records`, the plot): variances, as the
+        fit and comparison summaries do, or SDs. The table holds both.
 
     Returns
     -------
@@ -272,4 +283,5 @@ def prior_sweep(model, scales=(0.5, 1, 2, 5), families=("halfnormal",), componen
         results, how = _run(tasks, executor, chains, workers)
     table, timings = _collect(meta, results, draws, chains)
     return SweepResult(table=table, reml=reml_sd, timings=timings, base_scales=base_scales, executor=how,
-                       wall_seconds=time.perf_counter() - t0, ci_prob=ci_prob, priors=base)
+                       wall_seconds=time.perf_counter() - t0, ci_prob=ci_prob, priors=base,
+                       scale=validate_choice(scale, "scale", SCALES))

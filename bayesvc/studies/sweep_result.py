@@ -3,12 +3,16 @@ timings, and the plot of each component's posterior against its prior scale."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
+from ..validate import validate_choice
 from ..views.plots import plot_sweep
+
+#: the scales a sweep reports in: variances (the default, as every summary) or SDs
+SCALES = ("variance", "sd")
 
 
 @dataclass(frozen=True)
@@ -21,8 +25,8 @@ class SweepResult:
         Tidy: one row per (family, swept component, scale, parameter) with columns ``family``,
         ``component`` (the component whose prior was varied), ``scale`` (multiple of the default
         scale), ``prior_scale`` (the prior's scale in the SD's units; Exponential: its mean),
-        ``prior`` (repr), ``prior_median`` (of the swept prior), ``parameter``
-        (``sd[<component>]``, ``sigma``, ``beta[<name>]``),
+        ``prior`` (repr), ``prior_median`` (of the swept prior, an SD), ``parameter``
+        (``sd[<component>]``, ``sigma``, ``var[<component>]``, ``var[Residual]``, ``beta[<name>]``),
         ``mean``, ``median``, ``lower``, ``upper`` (equal-tailed ``ci_prob`` interval), ``mode``
         (posterior mode, :meth:`~bayesvc.VCModel.fit_map`), ``mcse_median``, ``r_hat``,
         ``ess_bulk``, ``divergences``.
@@ -37,6 +41,9 @@ class SweepResult:
         How the grid points ran.
     wall_seconds : float
     ci_prob : float
+    scale : {'variance', 'sd'}
+        What printing, :meth:`swept`, :meth:`change`, :meth:`to_records` and :meth:`plot` report by
+        default; :meth:`in_scale` gives the other.
 
     Examples
     --------
@@ -46,6 +53,12 @@ class SweepResult:
     ([0.5, 1.0, 2.0], ['g', 'Residual'], True)
     >>> list(sweep.change().index), sorted(sweep.to_records(columns=("component", "median"))[0])
     ([('halfnormal', 'g')], ['component', 'median'])
+
+    Variances by default, SDs on request (the same draws: medians are squares of each other):
+
+    >>> v, sd = sweep.swept(), sweep.in_scale("sd").swept()
+    >>> v.parameter[0], sd.parameter[0], bool(np.allclose(v["median"], sd["median"] ** 2, rtol=1e-6))
+    ('var[g]', 'sd[g]', True)
     """
 
     table: pd.DataFrame
@@ -56,6 +69,23 @@ class SweepResult:
     wall_seconds: float
     ci_prob: float = 0.95
     priors: object = field(default=None, repr=False)
+    scale: str = "variance"
+
+    def in_scale(self, scale: str) -> SweepResult:
+        """The same sweep reporting ``scale`` (``"variance"`` or ``"sd"``)."""
+        return replace(self, scale=validate_choice(scale, "scale", SCALES))
+
+    def _rows(self, scale: str | None) -> pd.DataFrame:
+        """The table without the rows of the other scale (fixed effects are in both)."""
+        scale = validate_choice(scale or self.scale, "scale", SCALES)
+        other = self.table.parameter.str.startswith("var[") == (scale == "sd")
+        other &= ~self.table.parameter.str.startswith("beta[")
+        return self.table[~other]
+
+    @property
+    def reml_values(self) -> pd.Series:
+        """The REML reference in :attr:`scale`: variances (squares of :attr:`reml`) or SDs."""
+        return self.reml**2 if self.scale == "variance" else self.reml
 
     @property
     def cost(self) -> dict:
@@ -76,20 +106,23 @@ class SweepResult:
         out["extra_over_first"] = out["extra_point_s"] / out["first_fit_s"] if len(first) else float("nan")
         return out
 
-    def swept(self) -> pd.DataFrame:
-        """Rows for each swept component's own SD (what the plot shows).
+    def swept(self, scale: str | None = None) -> pd.DataFrame:
+        """Rows for each swept component's own variance (``var[<component>]``) or, with
+        ``scale="sd"``, SD (what the plot shows); ``scale`` defaults to :attr:`scale`.
 
         """
         t = self.table
-        return t[t.parameter == "sd[" + t.component + "]"].reset_index(drop=True)
+        prefix = "var[" if (scale or self.scale) == "variance" else "sd["
+        return t[t.parameter == prefix + t.component + "]"].reset_index(drop=True)
 
-    def change(self) -> pd.Series:
+    def change(self, scale: str | None = None) -> pd.Series:
         """Per swept component (and family): relative spread of its posterior median across the
-        grid, ``(max - min) / median at the scale nearest 1``. Large: the prior drives it.
+        grid, ``(max - min) / median at the scale nearest 1``, of its variance (or, with
+        ``scale="sd"``, its SD). Large: the prior drives it.
 
         """
         out = {}
-        for (fam, comp), g in self.swept().groupby(["family", "component"], sort=False):
+        for (fam, comp), g in self.swept(scale).groupby(["family", "component"], sort=False):
             ref = g.iloc[int(np.argmin(np.abs(np.log(g.scale.to_numpy()))))]["median"]
             out[(fam, comp)] = float((g["median"].max() - g["median"].min()) / ref) if ref > 0 else np.inf
         return pd.Series(out, name="change")
@@ -101,11 +134,13 @@ class SweepResult:
         return plot_sweep(self, components=components, ax=ax)
 
     def to_records(self, columns=("family", "component", "scale", "prior_scale", "parameter", "mean",
-                                  "median", "lower", "upper", "mode")) -> list[dict]:
-        """The table's ``columns`` as a list of plain dicts (floats as Python floats; for JSON).
+                                  "median", "lower", "upper", "mode"), scale: str | None = None) -> list[dict]:
+        """The table's ``columns`` as a list of plain dicts (floats as Python floats; for JSON):
+        the variance rows and fixed effects, or with ``scale="sd"`` the SD rows and fixed effects
+        (``scale`` defaults to :attr:`scale`).
 
         """
-        recs = self.table[list(columns)].to_dict(orient="records")
+        recs = self._rows(scale)[list(columns)].to_dict(orient="records")
         return [{k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in r.items()}
                 for r in recs]
 
@@ -115,9 +150,11 @@ class SweepResult:
                 f"families {list(dict.fromkeys(s.family))})")
 
     def __str__(self) -> str:
-        cols = ["family", "component", "scale", "prior_scale", "median", "lower", "upper", "mode"]
+        cols = ["family", "parameter", "scale", "prior_scale", "median", "lower", "upper", "mode"]
         c = self.cost
         how = (f"{c['compilations']} compilation(s); first fit {c['first_fit_s']:.2f} s"
                if c["compilations"] else "compiled model reused")
-        return (f"Prior sweep ({self.executor}; {how}; extra grid point {c['extra_point_s']:.2f} s)\n"
+        what = "variances" if self.scale == "variance" else "SDs"
+        return (f"Prior sweep of the {what} ({self.executor}; {how}; extra grid point "
+                f"{c['extra_point_s']:.2f} s; prior_scale is the scale of each SD prior)\n"
                 + self.swept()[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))

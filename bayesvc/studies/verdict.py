@@ -139,11 +139,14 @@ def _posterior_rows(posterior, reml, sens, sweep, threshold, negligible, ci_prob
     if sens is None:
         try:
             sens = sensitivity(posterior, threshold=threshold, reml=reml, sweep=sweep, kernel=kernel,
-                               negligible=negligible, ci_prob=ci_prob)
+                               negligible=negligible, ci_prob=ci_prob, scale="sd")
         except SpecificationError:
             sens = None
     if sens is not None:
-        return sens.verdicts.rename(columns={"p_near_zero": "p_negligible"})
+        rows = sens.verdicts.rename(columns={"p_near_zero": "p_negligible"})
+        if "scale" in rows and (rows["scale"] == "variance").any():  # the verdicts quote SDs
+            rows[["median", "lower", "upper"]] = np.sqrt(rows[["median", "lower", "upper"]])
+        return rows
     post = posterior.posterior
     sigma = post["sigma"].values.ravel()
     rows = {}

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..results.summaries import group_header
+from ..results.summaries import group_header, random_effect_labels
 from ..results.table import Summary
 from ..validate import validate_ci_kind, validate_ci_prob
 
@@ -88,6 +88,8 @@ class Comparison:
     verdicts : DataFrame or None
         A copy of the verdict table passed to :func:`compare` (columns of
         :class:`bayesvc.studies.ComponentVerdicts`), ``None`` without one.
+    header, labels : tuple
+        The summary's header pairs and row labels (as the estimators' summaries label them).
 
     Examples
     --------
@@ -101,12 +103,12 @@ class Comparison:
     No. Observations:   48      Log-Likelihood: -68.8989
     No. Groups:         8       Converged:      Yes
     Dependent Variable: y
-    ---------------------------------------------------------
-                      REML     REML SE      Mode     Boundary
-    ---------------------------------------------------------
-    Intercept        0.757       0.576     0.747
-    g Var            2.547       1.417     2.179
-    Residual Var     0.625       0.140     0.624
+    -----------------------------------------------------
+                     REML    REML SE     Mode    Boundary
+    -----------------------------------------------------
+    Intercept       0.757      0.576    0.747
+    g Var           2.547      1.417    2.179
+    Residual Var    0.625      0.140    0.624
     =====================================================
 
     With a NUTS fit the table adds the posterior mean, median and interval:
@@ -121,6 +123,7 @@ class Comparison:
     ci_kind: str = "eti"
     methods: tuple = ()
     header: tuple = field(default=(), repr=False)
+    labels: tuple = field(default=(), repr=False)
     _verdicts: pd.DataFrame | None = field(default=None, repr=False)
     verdict_note: str = field(default="", repr=False)
     verdict_records: tuple = field(default=(), repr=False)
@@ -173,7 +176,7 @@ class Comparison:
         ['REML', 'REML SE', 'Mode', 'Boundary']
         """
         t = self._table
-        labels = [p if k == "fixed" else f"{p} Var" for p, k in zip(t.parameter, t.kind)]
+        labels = list(self.labels) or [p if k == "fixed" else f"{p} Var" for p, k in zip(t.parameter, t.kind)]
         pct = f"{100 * self.ci_prob:g}%"
         cols = {"reml": "REML", "reml_se": "REML SE", "mode": "Mode", "mean": "Mean",
                 "median": "Median", "lower": f"{self.ci_kind.upper()} {pct} lower",
@@ -364,8 +367,10 @@ def compare(reml=None, mode=None, posterior=None, ci_prob: float = 0.95, ci_kind
             raise ValueError(f"compare: the verdicts are for components {list(vt.index)}, the results for "
                              f"{list(d.component_names)}")
         note, records = str(verdicts).splitlines()[0], tuple(verdicts.to_dict())
+    rows = {**random_effect_labels(d), "Residual": "Residual Var"}
     return Comparison(table, ci_prob=ci_prob, ci_kind=ci_kind, methods=tuple(methods),
-                      header=tuple(_header(d, reml, posterior, methods, ci_prob, ci_kind)), _verdicts=vt,
+                      header=tuple(_header(d, reml, posterior, methods, ci_prob, ci_kind)),
+                      labels=tuple(rows.get(n, n) for n in names), _verdicts=vt,
                       verdict_note=note, verdict_records=records)
 
 

@@ -81,8 +81,9 @@ def _ratios(result, A: np.ndarray, ci_prob: float):
     else:
         # the estimator's information matrix (components at zero are held there: not free)
         names = list(result.vcomp.index) + ["Residual"]
-        free = [names.index(n) for n in result.cov_vc.index]
-        cov = result.cov_vc.to_numpy()
+        kept = [n for n in result.cov_vc.index if n in names]  # covariances do not enter a share
+        free = [names.index(n) for n in kept]
+        cov = result.cov_vc.loc[kept, kept].to_numpy()
         G = dv[:, free]
         method = str(result.method)
     se = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", G, cov, G), 0.0))

@@ -224,8 +224,12 @@ def plot_shares(result, ci_prob: float = 0.95, ax=None):
 def plot_sweep(sweep, components=None, ax=None):
     """A prior sweep (:class:`~bayesvc.SweepResult`): each swept component's posterior median and
     interval (and mode) against its prior scale, with the REML estimate (dashed) and the prior's
-    own median (dotted) as references. Returns the matplotlib Figure."""
+    own median (dotted) as references, in the sweep's :attr:`~bayesvc.SweepResult.scale`
+    (variances or SDs). Returns the matplotlib Figure."""
     s = sweep.swept()
+    variance = sweep.scale == "variance"
+    what = "variance" if variance else "SD"
+    reml = sweep.reml_values
     comps = list(dict.fromkeys(s.component)) if components is None else list(components)
     fig, axes = _panel_row(ax, len(comps), (4.2, 3.4))
     fams = list(dict.fromkeys(s.family))
@@ -238,14 +242,14 @@ def plot_sweep(sweep, components=None, ax=None):
                        fmt="o-", capsize=3, label=f"{fam}: median, {sweep.ci_prob:.0%} interval")
             if gf["mode"].notna().any():
                 a.plot(x, gf["mode"], "x", color=a.lines[-1].get_color(), label=f"{fam}: mode")
-            a.plot(gf.prior_scale, gf.prior_median, ":", color="grey",
+            a.plot(gf.prior_scale, gf.prior_median**2 if variance else gf.prior_median, ":", color="grey",
                    label="prior median" if i == 0 else None)
-        if comp in sweep.reml.index:
-            a.axhline(sweep.reml[comp], ls="--", color="k", lw=1, label=f"REML ({sweep.reml[comp]:.3g})")
+        if comp in reml.index:
+            a.axhline(reml[comp], ls="--", color="k", lw=1, label=f"REML ({reml[comp]:.3g})")
         a.set_ylim(0, 1.1 * float(g.upper.max()))
         a.set_xscale("log")
         a.set_xlabel(f"prior scale of the {comp} SD")
-        a.set_ylabel(f"{comp} SD")
+        a.set_ylabel(f"{comp} {what}")
         a.set_title(comp)
     axes[0].legend(fontsize="small")
     fig.tight_layout()

@@ -35,7 +35,8 @@ class BuiltModel:
     model : pymc.Model
         Free variables ``beta`` (dims ``fixed``), ``sd_<component>``, ``sigma``; deterministics
         ``sd`` and ``var`` (dims ``component``) and ``scale``. Without the full collapse it adds
-        ``z_<term>`` / ``re_<term>``.
+        ``z_<term>`` / ``re_<term>``, and for correlated terms ``corr_<term>`` and ``cov_<term>``
+        (dims ``<term>_pair``).
     priors : PriorSet
         The resolved priors.
     plan : MarginalizationPlan
@@ -51,13 +52,18 @@ class BuiltModel:
 
 def coords_for(design) -> dict:
     """The model's named dimensions: ``fixed``, ``component``, ``obs``, ``<term>_level`` and, for
-    terms with several coefficients, ``<term>_coef``."""
+    terms with several coefficients, ``<term>_coef`` and (correlated terms) ``<term>_pair``, the
+    pairs ``"<coef j>,<coef i>"`` of the lower triangle by rows."""
     coords = {"fixed": list(design.fe_names), "component": design.component_names,
               "obs": np.arange(design.nobs)}
     for t in design.terms:
         coords[f"{t.name}_level"] = [str(x) for x in t.levels]
         if t.p > 1:
             coords[f"{t.name}_coef"] = [c or t.name for c in t.coef_names]
+        if t.correlated and t.p > 1:
+            r, c = np.tril_indices(t.p, -1)  # lower triangle by rows, statsmodels' order
+            coords[f"{t.name}_pair"] = [f"{coords[f'{t.name}_coef'][j]},{coords[f'{t.name}_coef'][i]}"
+                                        for i, j in zip(r, c)]
     return coords
 
 
@@ -216,8 +222,11 @@ def _sampled_term(t, ps: PriorSet, centered: bool = False):
         sds = [_sd_variable(ps, c) for c in t.component_names]
         b = pm.Deterministic(f"re_{t.name}", z * pt.stack(sds)[None, :], dims=dims)
     else:
-        chol, _, stds = pm.LKJCholeskyCov(f"chol_{t.name}", n=t.p, eta=2.0, sd_dist=_lkj_sd_dist(t, ps),
-                                          compute_corr=True)
+        chol, corr, stds = pm.LKJCholeskyCov(f"chol_{t.name}", n=t.p, eta=2.0, sd_dist=_lkj_sd_dist(t, ps),
+                                             compute_corr=True)
         b = pm.Deterministic(f"re_{t.name}", pt.dot(z, chol.T), dims=dims)
         sds = [stds[j] for j in range(t.p)]
+        r, c = np.tril_indices(t.p, -1)
+        pm.Deterministic(f"corr_{t.name}", corr[r, c], dims=f"{t.name}_pair")
+        pm.Deterministic(f"cov_{t.name}", corr[r, c] * stds[r] * stds[c], dims=f"{t.name}_pair")
     return pt.sum(pt.as_tensor_variable(t.zvals) * b[codes], axis=1), sds
