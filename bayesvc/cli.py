@@ -14,7 +14,7 @@
                 [model options as fit]
     bayesvc sensitivity DATA.csv FORMULA [--scales 0.5,1,2,5] [--families halfnormal,...]
                 [--components C,...] [--threshold T] [--executor threads|processes] [--sd]
-                [--json] [model and sampling options as fit]
+                [--marginalize auto|true|full|partial|false] [--json] [model and sampling options as fit]
     bayesvc demo [--draws N] [--quiet] [--no-nuts]
 
 Bad input (an unknown column, a malformed formula, a missing file, a CSV that does not parse)
@@ -119,12 +119,12 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     """DATA.csv, FORMULA and the model-building options (shared by fit and compare)."""
     p.add_argument("data", metavar="DATA.csv", help="CSV file with a header row")
     p.add_argument("formula", metavar="FORMULA", help="model formula, quoted")
-    p.add_argument("--groups", metavar="G", help="statsmodels style: the grouping column")
+    p.add_argument("--groups", metavar="G", help="statsmodels style: the grouping column (default: none, an lme4-style FORMULA)")
     p.add_argument("--re-formula", metavar="F", dest="re_formula",
                    help="statsmodels style: correlated random coefficients per group (default: 1)")
     p.add_argument("--vc", metavar="NAME=FORMULA", action="append", default=[],
                    help="statsmodels style: a variance component, e.g. cask='0 + C(cask)' "
-                        "(repeatable)")
+                        "(repeatable; default: none)")
     p.add_argument("--missing", choices=("error", "drop"), default="error",
                    help="rows with missing values in the model's columns: error, or drop them "
                         "with a warning")
@@ -192,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         'With --json the last line is {"components": [...], "fixed": [...], "sweep": [...], ...}.',
         "print one JSON object (components, fixed, sweep) as the last line")
     _add_sensitivity_args(sens)
+    _add_marginalize(sens)
     _add_test_command(sub)
     demo = sub.add_parser(
         "demo", help="run the seed notebook's nested and crossed analyses", formatter_class=_HelpFormatter,
@@ -223,20 +224,20 @@ def _add_sensitivity_args(sens: argparse.ArgumentParser) -> None:
 def _add_ci_args(fit: argparse.ArgumentParser) -> None:
     fit.add_argument("--ci", choices=("profile", "wald"), default=None,
                      help="confidence intervals (REML/ML fits): profile likelihood on the fit's criterion, "
-                          "or Wald; adds 'conf_int' to --json")
-    fit.add_argument("--level", type=float, default=0.95, metavar="L", help="interval level (default 0.95)")
+                          "or Wald; adds 'conf_int' to --json (default: none)")
+    fit.add_argument("--level", type=float, default=0.95, metavar="L", help="interval level")
 
 
 def _add_verdict_args(compare: argparse.ArgumentParser) -> None:
     compare.add_argument("--negligible", type=float, default=0.1, metavar="F",
-                         help="a component SD below F residual SDs is negligible (default 0.1)")
+                         help="a component SD below F residual SDs is negligible")
     compare.add_argument("--no-verdicts", action="store_true", dest="no_verdicts",
                          help="no verdict per component (no tests, profiles or sensitivity)")
 
 
 def _add_test_command(sub) -> None:
     p = sub.add_parser(
-        "test", help="test that a variance component is zero",
+        "test", help="test that a variance component is zero", formatter_class=_HelpFormatter,
         description="Fit DATA.csv by REML (or ML with --ml) and test that the variance of one component "
                     "is zero: exact restricted likelihood ratio test (RLRsim's exactRLRT; approximate "
                     "with other components present), parametric bootstrap, or the 50:50 chi-bar-squared "
@@ -245,14 +246,16 @@ def _add_test_command(sub) -> None:
     _add_model_args(p)
     p.add_argument("--component", required=True, metavar="NAME", help="the component to test")
     p.add_argument("--method", choices=("exact", "bootstrap", "chibar"), default="exact",
-                   help="null distribution (default exact)")
+                   help="null distribution")
     p.add_argument("--nsim", type=_positive_int, default=None, metavar="N",
                    help="simulations (default 100000 exact, 1000 bootstrap)")
-    p.add_argument("--seed", type=int, default=None, metavar="S", help="random seed of the simulation")
+    p.add_argument("--seed", type=int, default=None, metavar="S",
+                   help="random seed of the simulation (default: a fresh one, recorded in the result)")
     p.add_argument("--ml", action="store_true", help="test an ML fit (likelihood ratio) instead of REML")
     p.add_argument("--executor", choices=("threads", "processes"), default=None,
                    help="where bootstrap refits run (default: this process)")
-    p.add_argument("--workers", type=_positive_int, default=None, metavar="N", help="bootstrap workers")
+    p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                   help="bootstrap workers (default: one per CPU with --executor)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
 
@@ -399,15 +402,17 @@ def _sensitivity(args) -> int:
     model = _model_from_args(args)
     t0 = time.perf_counter()
     light = model.design.scalar  # the collapsed likelihood needs no random-effect draws
+    marginalize = MARGINALIZE[args.marginalize]
     result = sample_cached(model, draws=args.draws, tune=args.tune, chains=args.chains,
-                           random_seed=args.seed, progressbar=False,
+                           random_seed=args.seed, progressbar=False, marginalize=marginalize,
                            **({"thin_random_effects": args.draws, "log_likelihood": False} if light
                               else {"log_likelihood": True}))
     first_fit = time.perf_counter() - t0  # compile (or cache hit) + sample
     sweep = prior_sweep(model, scales=scales, families=_csv_list(args.families, "--families"),
                         components=_csv_list(args.components, "--components"), draws=args.draws,
                         tune=args.tune, chains=args.chains, random_seed=args.seed,
-                        executor=args.executor, scale="sd" if args.sd else "variance")
+                        executor=args.executor, scale="sd" if args.sd else "variance",
+                        marginalize=marginalize)
     sens = sensitivity(result, threshold=args.threshold, sweep=sweep, scale="sd" if args.sd else "variance")
     seconds = time.perf_counter() - t0
     if args.json:

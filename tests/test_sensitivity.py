@@ -152,6 +152,24 @@ def test_sweep_on_a_dask_cluster_matches_threads(sweep, model, compile_counter):
     pd.testing.assert_frame_equal(dk.table[cols].reset_index(drop=True), ref)  # same seed, same draws
 
 
+def test_sweep_warning_points_at_the_callers_line(model, monkeypatch):
+    """A grid point with a bad R-hat warns once, at the line that called prior_sweep."""
+    import bayesvc.studies.sweep as sweep_module
+
+    real = sweep_module._fit_point
+
+    def bad_rhat(task):
+        out = real(task)
+        out["rows"] = [{**r, "r_hat": 1.5} for r in out["rows"]]
+        return out
+
+    monkeypatch.setattr(sweep_module, "_fit_point", bad_rhat)
+    with pytest.warns(bvc.SamplingWarning, match="R-hat above 1.05") as rec:
+        prior_sweep(model, scales=[1.0], random_seed=5, draws=50, tune=50, chains=2, mode=False)
+    hits = [w for w in rec if "prior_sweep" in str(w.message)]
+    assert len(hits) == 1 and hits[0].filename == __file__
+
+
 def test_sweep_rejects_bad_arguments(model):
     with pytest.raises(bvc.SpecificationError, match="unknown component"):
         prior_sweep(model, components=["Plate"])
@@ -235,6 +253,20 @@ def test_cli_sensitivity_json(capsys, dyestuff2_csv, sweep, compile_counter):
         assert {"prior_scale", "parameter", "mean", "median", "lower", "upper"} <= set(row)
     assert sorted({row["scale"] for row in got["sweep"]}) == [0.5, 2.0]
     assert compile_counter == []  # same data and formula: the compiled model is reused
+
+
+def test_cli_sensitivity_marginalize(capsys, dyestuff2_csv, sweep, compile_counter):
+    """--marginalize false samples the non-centered model (one new compilation, cached under its
+    own key) for the first fit and every grid point."""
+    rc = main(["sensitivity", str(dyestuff2_csv), FORMULA, "--json", "--seed", "1", "--draws", "100",
+               "--tune", "100", "--chains", "2", "--scales", "2", "--marginalize", "false"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    got = json.loads(out.strip().splitlines()[-1])
+    assert len(got["sweep"]) == 3
+    assert len(compile_counter) == 1 and compile_counter[0]["z_Batch"] is not None
+    kinds = {key[2] for key in bayes_cache._CACHE}
+    assert {"full", "none"} <= kinds
 
 
 def test_cli_sensitivity_bad_scales(capsys, dyestuff2_csv):

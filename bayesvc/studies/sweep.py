@@ -25,13 +25,12 @@ from __future__ import annotations
 import os
 import threading
 import time
-import warnings
 
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from ..errors import fail
+from ..errors import SamplingWarning, fail, warn
 from ..estimators.bayes import sample
 from ..estimators.bayes.cache import cached_build, design_token
 from ..estimators.parallel import executor_pool
@@ -40,12 +39,19 @@ from ..validate import validate_choice, validate_ci_prob, validate_sampling, val
 from .sweep_result import SCALES, SweepResult
 
 
-def sample_cached(model, priors=None, **kw):
-    """``model.sample(priors=priors, **kw)`` through the compiled-model cache (no recompilation
-    for priors that differ from an earlier fit only in their scales)."""
+def sample_cached(model, priors=None, marginalize=True, **kw):
+    """``model.sample(priors=priors, marginalize=marginalize, **kw)`` through the compiled-model
+    cache (no recompilation for priors that differ from an earlier fit only in their scales)."""
     from ..estimators.bayes import sample_cached as _sample_cached
 
-    return _sample_cached(model.design, priors, kernel=model.kernel if model.design.scalar else None, **kw)
+    return _sample_cached(model.design, priors, kernel=_kernel(model, marginalize), marginalize=marginalize,
+                          **kw)
+
+
+def _kernel(model, marginalize):
+    """The model's kernel where the marginalization may need it (the full collapse, or the cost
+    rule of ``True``/``"auto"``); building it costs time on big designs."""
+    return model.kernel if model.design.scalar and marginalize not in (False, "none", "partial") else None
 
 
 def sweepable(design) -> list[str]:
@@ -109,8 +115,9 @@ def _fit_point(task: dict) -> dict:
     """Run one grid point (also in a worker process); returns plain summaries and timings."""
     t0 = time.perf_counter()
     vcmodel, ps = task["vcmodel"], task["priors"]
-    kernel = vcmodel.kernel if vcmodel.design.scalar else None
-    built, compiled, t_compile = cached_build(vcmodel.design, task["build_priors"], kernel, task["token"])
+    built, compiled, t_compile = cached_build(vcmodel.design, task["build_priors"],
+                                              _kernel(vcmodel, task["marginalize"]), task["token"],
+                                              task["marginalize"])
     compiled = compiled.with_data(**ps.data(built.model.named_vars))
     with threadpool_limits(1):
         t1 = time.perf_counter()
@@ -214,16 +221,16 @@ def _collect(meta, results, draws, chains) -> tuple[pd.DataFrame, pd.DataFrame]:
     table = pd.DataFrame(rows)
     bad = table[(table.r_hat > 1.05) | (table.divergences > 0.01 * draws * chains)]
     if len(bad):
-        warnings.warn(f"prior_sweep: {bad[['family', 'component', 'scale']].drop_duplicates().shape[0]} "
-                      "grid point(s) with R-hat above 1.05 or more than 1% divergent transitions: "
-                      "increase draws/tune before reading their summaries", stacklevel=3)
+        warn(f"prior_sweep: {bad[['family', 'component', 'scale']].drop_duplicates().shape[0]} "
+             "grid point(s) with R-hat above 1.05 or more than 1% divergent transitions: "
+             "increase draws/tune before reading their summaries", SamplingWarning)
     return table, pd.DataFrame(trows)
 
 
 def prior_sweep(model, scales=(0.5, 1, 2, 5), families=("halfnormal",), components=None, draws=500,
                 tune=500, chains=2, random_seed=None, executor=None, ci_prob=0.95, *,
                 absolute: bool = False, priors=None, mode: bool = True,
-                workers: int | None = None, scale: str = "variance") -> SweepResult:
+                workers: int | None = None, scale: str = "variance", marginalize=True) -> SweepResult:
     """Refit ``model`` (a :class:`~bayesvc.VCModel`) across a grid of SD-prior scales, one
     component at a time.
 
@@ -255,6 +262,9 @@ def prior_sweep(model, scales=(0.5, 1, 2, 5), families=("halfnormal",), componen
         What the result reports by default (printing, :meth:`SweepResult.swept`,
         :meth:`~SweepResult.change`, :meth:`~SweepResult.to_records`, the plot): variances, as the
         fit and comparison summaries do, or SDs. The table holds both.
+    marginalize : bool or str
+        How every grid point treats the random effects, as :meth:`VCModel.sample`'s
+        ``marginalize`` (one compiled model per prior structure and marginalization).
 
     Returns
     -------
@@ -273,7 +283,7 @@ def prior_sweep(model, scales=(0.5, 1, 2, 5), families=("halfnormal",), componen
     draws, tune, chains = validate_sampling(draws, tune, chains, prefix="prior_sweep: ")
     common = {"token": design_token(design), "draws": draws, "tune": tune, "chains": chains,
               "seed": validate_seed(random_seed), "ci_prob": validate_ci_prob(ci_prob),
-              "mode": bool(mode) and design.scalar}
+              "mode": bool(mode) and design.scalar, "marginalize": marginalize}
     tasks, meta, base_scales = _grid(model, base, comps, scale_list, fams, absolute, common)
     reml = model.fit_reml()  # the plot's reference (a boundary fit is reported once, here)
     reml_sd = pd.Series({**{c: float(np.sqrt(max(v, 0.0))) for c, v in reml.vcomp.items()},

@@ -26,6 +26,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from ...priors import PriorSet, resolve_priors
+from ..plan import plan_marginalization
 from .model import BuiltModel, build_pymc
 from .sample import compile_nutpie, sample
 
@@ -80,10 +81,13 @@ def clear_cache() -> None:
         _KEY_LOCKS.clear()
 
 
-def cached_build(design, priors: PriorSet, kernel=None, token: str | None = None):
-    """``(BuiltModel, nutpie compiled model, compile seconds)`` for ``priors``' structure, from this
-    process's cache (0 seconds on a hit). The compiled object holds the scales it was built with."""
-    key = (token or design_token(design), priors.structure())
+def cached_build(design, priors: PriorSet, kernel=None, token: str | None = None, marginalize=True):
+    """``(BuiltModel, nutpie compiled model, compile seconds)`` for ``priors``' structure and the
+    marginalization ``marginalize`` resolves to (:func:`~bayesvc.estimators.plan.plan_marginalization`),
+    from this process's cache (0 seconds on a hit). The compiled object holds the scales it was
+    built with."""
+    plan = plan_marginalization(design, marginalize, kernel)
+    key = (token or design_token(design), priors.structure(), plan.kind, plan.integrated_term, plan.centered)
     with _CACHE_LOCK:
         lock = _KEY_LOCKS.setdefault(key, threading.Lock())
     with lock:
@@ -93,7 +97,7 @@ def cached_build(design, priors: PriorSet, kernel=None, token: str | None = None
                 _CACHE.move_to_end(key)
                 return hit[0], hit[1], 0.0
         t0 = time.perf_counter()
-        built = build_pymc(design, priors, marginalize=True, kernel=kernel)
+        built = build_pymc(design, priors, marginalize=plan, kernel=kernel if plan.needs_kernel else None)
         compiled = compile_nutpie(built.model)
         seconds = time.perf_counter() - t0
         with _CACHE_LOCK:
@@ -104,18 +108,19 @@ def cached_build(design, priors: PriorSet, kernel=None, token: str | None = None
         return built, compiled, seconds
 
 
-def compiled_model(design, priors=None, kernel=None, token: str | None = None) -> tuple[BuiltModel, object]:
+def compiled_model(design, priors=None, kernel=None, token: str | None = None,
+                   marginalize=True) -> tuple[BuiltModel, object]:
     """The built model and its nutpie compilation set to ``priors``' scales."""
     ps = resolve_priors(design, priors)
-    built, compiled, _ = cached_build(design, ps, kernel, token)
+    built, compiled, _ = cached_build(design, ps, kernel, token, marginalize)
     return built, compiled.with_data(**ps.data(built.model.named_vars))
 
 
-def sample_cached(design, priors=None, kernel=None, **kw):
+def sample_cached(design, priors=None, kernel=None, marginalize=True, **kw):
     """:func:`~bayesvc.estimators.bayes.sample` through the cache (no recompilation for priors that
-    differ from an earlier fit only in their scales)."""
+    differ from an earlier fit only in their scales); ``marginalize`` as there."""
     ps = resolve_priors(design, priors)
-    built, compiled = compiled_model(design, ps, kernel)
+    built, compiled = compiled_model(design, ps, kernel, marginalize=marginalize)
     kw.setdefault("progressbar", False)
     with threadpool_limits(1):
         return sample(design, priors=ps, built=built, compiled=compiled, **kw)
