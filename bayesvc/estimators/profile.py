@@ -47,30 +47,13 @@ from ..kernel import Kernel
 from ..kernel.criteria import fixed_effect_deviance
 from ..results.inference import ConfIntResult
 from ..validate import validate_ci_prob, validate_choice
-from .profile_sdcor import SdCorProfile
-from .reml import BOUNDARY_PROBES, fit_reml, optimize_deviance
+from .profile_sdcor import SdCorProfile, probe_zeros
+from .reml import fit_reml, optimize_deviance
 
 #: relative tolerance of the endpoints (brentq's xtol is this times the parameter's scale)
 XTOL = 1e-10
 #: the inner optimizations stop at this relative change of the criterion
 INNER_FTOL = 1e-15
-
-
-def _probe_zeros(fun, x, f, bounds, opts):
-    """Restart the inner optimization away from a variance stuck at zero (its gradient entry is 0
-    there) when a small positive value lowers the criterion."""
-    for k, (lo, _) in enumerate(bounds):
-        if lo != 0.0 or x[k] > 1e-8:
-            continue
-        for v in BOUNDARY_PROBES:
-            trial = x.copy()
-            trial[k] = v
-            if fun(trial)[0] < f - 1e-10:
-                res = minimize(fun, trial, jac=True, method="L-BFGS-B", bounds=bounds, options=opts)
-                if res.fun < f:
-                    x, f = np.asarray(res.x, dtype=float), float(res.fun)
-                break
-    return x, f
 
 
 class VarianceProfile:
@@ -117,7 +100,7 @@ class VarianceProfile:
         opts = {"ftol": INNER_FTOL, "gtol": 1e-11, "maxiter": 2000, "maxcor": 20}
         res = minimize(fun, self._start(i, xi)[free], jac=True, method="L-BFGS-B", bounds=bounds,
                        options=opts)
-        z, f = _probe_zeros(fun, np.asarray(res.x, dtype=float), float(res.fun), bounds, opts)
+        z, f = probe_zeros(fun, np.asarray(res.x, dtype=float), float(res.fun), bounds, opts)
         self._solutions[i].append((xi, np.insert(z, i, xi)))
         return f
 

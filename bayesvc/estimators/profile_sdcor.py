@@ -31,13 +31,30 @@ from scipy.optimize import minimize
 
 from ..design.covariance import covariance_name, covariances, term_lambda_inverse, vc_parameters
 from ..kernel.criteria import objective_theta
+from .reml import BOUNDARY_PROBES
 
 #: the inner optimizations stop at this relative change of the criterion
 INNER_FTOL = 1e-13
 #: forward-difference step, relative to ``max(1, |x|)`` (x in units of the fit's sigma)
 FD_STEP = 1e-7
-#: restarts away from an SD stuck at 0 are tried at these values (units of sigma)
-ZERO_PROBES = (1e-3, 1e-2, 0.1, 0.3, 1.0)
+
+
+def probe_zeros(fun, x, f, bounds, opts):
+    """Restart an inner L-BFGS-B minimisation of ``fun`` (value and gradient) away from a variance
+    or SD stuck at a lower bound of 0 (the criterion is even in an SD, so its gradient there is 0)
+    when a value of :data:`~bayesvc.estimators.reml.BOUNDARY_PROBES` lowers the criterion."""
+    for k, (lo, _) in enumerate(bounds):
+        if lo != 0.0 or x[k] > 1e-8:
+            continue
+        for v in BOUNDARY_PROBES:
+            trial = x.copy()
+            trial[k] = v
+            if fun(trial)[0] < f - 1e-10:
+                res = minimize(fun, trial, jac=True, method="L-BFGS-B", bounds=bounds, options=opts)
+                if res.fun < f:
+                    x, f = np.asarray(res.x, dtype=float), float(res.fun)
+                break
+    return x, f
 
 
 def _corr_cholesky(R: np.ndarray) -> np.ndarray | None:
@@ -144,17 +161,6 @@ class SdCorProfile:
         start = min(sols, key=lambda s: abs(s[0] - xi))[1] if sols else self.x_hat
         opts = {"ftol": INNER_FTOL, "gtol": 1e-6, "maxiter": 1000, "maxcor": 20}
         res = minimize(fun, start[free], jac=True, method="L-BFGS-B", bounds=bounds, options=opts)
-        z, f = np.asarray(res.x, dtype=float), float(res.fun)
-        for a, kd in enumerate(self.kinds[b] for b in free):  # an SD stuck at 0 (even in the SD)
-            if kd != "sd" or z[a] > 1e-8:
-                continue
-            for v in ZERO_PROBES:
-                trial = z.copy()
-                trial[a] = v
-                if fun(trial)[0] < f - 1e-10:
-                    r2 = minimize(fun, trial, jac=True, method="L-BFGS-B", bounds=bounds, options=opts)
-                    if r2.fun < f:
-                        z, f = np.asarray(r2.x, dtype=float), float(r2.fun)
-                    break
+        z, f = probe_zeros(fun, np.asarray(res.x, dtype=float), float(res.fun), bounds, opts)
         sols.append((xi, np.insert(z, i, xi)))
         return f
