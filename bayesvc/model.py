@@ -112,8 +112,10 @@ class VCModel:
 
         ``method`` names statsmodels' optimizer (``"lbfgs"``, ``["lbfgs"]``, ...); it is accepted
         and not used, because bayesvc's optimizer (lme4's profiled deviance) reaches the same
-        optimum. Arguments that change the model, such as ``free=`` (constrained covariances), are
-        refused with the formula that states the constrained model.
+        optimum. ``free=`` (statsmodels' ``MixedLMParams`` mask) with the off-diagonal of
+        ``cov_re`` held at 0 fits independent random coefficients, as ``(x || g)``
+        (:mod:`bayesvc.design.free`); other constraints are refused with the formula that states
+        the constrained model.
 
         Examples
         --------
@@ -121,12 +123,15 @@ class VCModel:
         >>> bool(np.isclose(md.fit(method=["lbfgs"]).llf, reml.llf))
         True
         """
-        if "free" in kwargs:
-            fail("fit(free=...) (statsmodels' constrained covariance) is not supported: state "
-                 "uncorrelated random effects in the formula instead, e.g. "
-                 "'y ~ x + (1|g) + (0 + x|g)'")
+        free = kwargs.pop("free", None)
         if kwargs:
-            fail(f"fit() takes statsmodels' reml= and method= only; got {', '.join(sorted(kwargs))}")
+            fail(f"fit() takes statsmodels' reml=, method= and free= only; got {', '.join(sorted(kwargs))}")
+        if free is not None:  # statsmodels' independent random coefficients (bayesvc.design.free)
+            from .design.free import design_with_free
+
+            design = design_with_free(self.design, free)
+            if design is not self.design:
+                return VCModel(design=design).fit_reml(reml=reml)
         return self.fit_reml(reml=reml)
 
     def fit_ml(self):

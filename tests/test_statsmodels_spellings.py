@@ -164,10 +164,31 @@ def test_docs_arrays_with_exog_re(dietox):
     np.testing.assert_allclose(slopes.cov_re["groups"].to_numpy(), ref.cov_re["Group"].to_numpy(), rtol=1e-4)
 
 
+def test_docs_independent_random_effects_with_free(dietox):
+    """mixed_lm_example: ``free = MixedLMParams.from_components(np.ones(2), np.eye(2))`` and
+    ``md.fit(free=free, method=["lbfgs"])``, independent random intercept and slope per pig: the
+    uncorrelated formula's fit exactly, and at least statsmodels' own constrained optimum."""
+    data = dietox
+    md = smf.mixedlm("Weight ~ Time", data, groups=data["Pig"], re_formula="~Time")
+    free = MixedLMParams.from_components(np.ones(2), np.eye(2))
+    mdf = md.fit(free=free, method=["lbfgs"])
+    same = bvc.VCModel.from_formula("Weight ~ Time + (1|Pig) + (0 + Time|Pig)", data=data).fit()
+    assert mdf.llf == pytest.approx(same.llf, rel=1e-10)
+    np.testing.assert_allclose(mdf.vcomp.to_numpy(), same.vcomp.to_numpy(), rtol=1e-5)
+    np.testing.assert_allclose(mdf.fe_params.to_numpy(), same.fe_params.to_numpy(), rtol=1e-8)
+    C = mdf.cov_re["Group"]
+    assert C.iloc[0, 1] == 0.0 and C.iloc[1, 0] == 0.0
+    model = SMMixedLM.from_formula("Weight ~ Time", data, groups=data["Pig"], re_formula="~Time")
+    assert_at_least_statsmodels_optimum(mdf, statsmodels_fit(model, free=free, method=["lbfgs"]))
+    assert md.fit(free=MixedLMParams.from_components(np.ones(2), np.ones((2, 2)))).llf == md.fit().llf
+
+
 def test_fit_refuses_a_constrained_covariance(dietox):
     md = smf.mixedlm("Weight ~ Time", dietox, groups=dietox["Pig"], re_formula="~Time")
     with pytest.raises(bvc.SpecificationError, match=r"free=.*\(0 \+ x\|g\)"):
         md.fit(free=object())
+    with pytest.raises(bvc.SpecificationError, match=r"holding fixed effects.*\(0 \+ x\|g\)"):
+        md.fit(free=MixedLMParams.from_components(np.r_[1.0, 0.0], np.eye(2)))
     with pytest.raises(bvc.SpecificationError, match="niter_sa"):
         md.fit(niter_sa=3)
 
