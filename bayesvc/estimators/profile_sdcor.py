@@ -134,7 +134,7 @@ class SdCorProfile:
         f = objective_theta(self.kernel, self.theta(x), (x[-1] * self.ref) ** 2, self.reml)
         return float(f) if np.isfinite(f) else 1e300
 
-    def _fun(self, i, xi, free, bounds):
+    def _fun(self, i, xi, bounds):
         """The criterion with parameter ``i`` held at ``xi`` and its forward-difference gradient in
         the free parameters (backward at an upper bound)."""
         def fun(z):
@@ -156,7 +156,7 @@ class SdCorProfile:
         """The profiled criterion with parameter ``i`` held at ``xi``."""
         free = [a for a in range(self.k) if a != i]
         bounds = [self.bounds[a] for a in free]
-        fun = self._fun(i, xi, free, bounds)
+        fun = self._fun(i, xi, bounds)
         sols = self._solutions[i]
         start = min(sols, key=lambda s: abs(s[0] - xi))[1] if sols else self.x_hat
         opts = {"ftol": INNER_FTOL, "gtol": 1e-6, "maxiter": 1000, "maxcor": 20}
