@@ -183,14 +183,16 @@ class VCModel:
     def sample(self, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed=None,
                sampler: str = "nutpie", marginalize=True, progressbar: bool = True,
                priors=None, random_effects: bool = True, thin_random_effects: int = 1,
-               log_likelihood="auto"):
+               log_likelihood="auto", on_interrupt: str = "raise"):
         """NUTS on the collapsed likelihood (default) or the non-centered model; a
         :class:`~bayesvc.PosteriorResult` whose ``idata`` is an ArviZ DataTree.
 
         ``marginalize``: ``True``/``"auto"`` (the cost rule of :mod:`bayesvc.estimators.plan`),
         ``"full"``, ``"partial"`` or ``False``. ``sampler``: ``"nutpie"`` (default), ``"pymc"`` or
         ``"numpyro"`` (JAX; partial collapse or non-centered only). Diagnostics that need attention
-        are issued as :class:`~bayesvc.SamplingWarning`.
+        are issued as :class:`~bayesvc.SamplingWarning`. ``on_interrupt``: Ctrl-C while nutpie
+        samples raises ``KeyboardInterrupt`` (``"raise"``, default) or returns the draws every
+        chain completed, with a warning and ``draws`` set to their number (``"keep"``).
 
         Examples
         --------
@@ -204,7 +206,7 @@ class VCModel:
                                 random_seed=random_seed, sampler=sampler, marginalize=marginalize,
                                 progressbar=progressbar, kernel=self._kernel_if_needed(marginalize),
                                 random_effects=random_effects, thin_random_effects=thin_random_effects,
-                                log_likelihood=log_likelihood)
+                                log_likelihood=log_likelihood, on_interrupt=on_interrupt)
 
     def compare(self, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed=None,
                 progressbar: bool = False, **kwargs) -> Comparison:

@@ -20,12 +20,25 @@ _INDICATOR = re.compile(r"^\s*(?:0\s*\+\s*C\((\w+)\)|C\((\w+)\)\s*-\s*1|-1\s*\+\
 
 
 def _factorize(data: pd.DataFrame, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    for c in cols:
+        if data[c].dtype == object:
+            u = pd.unique(data[c])
+            checks.check_labels(c, u, [label(v) for v in u])
     if len(cols) == 1:
-        codes, uniq = pd.factorize(data[cols[0]], sort=True)
+        codes, uniq = _factorize_column(data[cols[0]])
         return codes, np.asarray([label(u) for u in uniq], dtype=object)
     key = pd.MultiIndex.from_frame(data[list(cols)])
     codes, uniq = pd.factorize(key, sort=True)
     return codes, np.asarray([":".join(label(v) for v in u) for u in uniq], dtype=object)
+
+
+def _factorize_column(col: pd.Series):
+    """Level codes and sorted levels; a column mixing types (which cannot be sorted) keeps the
+    order of first appearance."""
+    try:
+        return pd.factorize(col, sort=True)
+    except TypeError:
+        return pd.factorize(col, sort=False)
 
 
 def label(v) -> str:
@@ -123,14 +136,16 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, missing: str = "error") ->
     data = data.reset_index(drop=True)
     y = checks.check_response(data[spec.response], spec.response)
     try:
-        dm = formulae.design_matrices(f"{spec.response} ~ {spec.fixed}", data, na_action="error")
+        dm = formulae.design_matrices(f"`{spec.response}` ~ {spec.fixed}", data, na_action="error")
     except Exception as err:
         fail(f"malformed fixed-effects formula {spec.fixed!r}: {err}")
     Xdf = dm.common.as_dataframe()
     X, names, dropped = checks.drop_rank_deficient(Xdf.to_numpy(dtype=float), [str(c) for c in Xdf.columns])
     terms: list[RandomTerm] = []
+    checks.check_fixed_rank(X, names, data, [c for c in cols if c != spec.response])
     for t in spec.re_terms:
         terms.extend([_vc_term(t, data)] if t.within else _bar_term(t, data))
+    checks.check_distinct_terms(terms)
     if spec.groups is not None:
         groups = data[spec.groups].to_numpy()
     else:
