@@ -14,6 +14,7 @@ from .model import MixedLM, VCModel, compare_model, mixedlm
 from .priors import Exponential, Flat, HalfCauchy, HalfNormal, HalfStudentT, Normal, Prior, PriorSet
 from .results import ModeResult, OptSummary, PosteriorResult, RandomEffects, REMLResult
 from .results import ComponentTest, ConfIntResult
+from .results.posterior_predict import predictive_summary
 from .spec import ModelSpec, RETerm, VCSpec, from_statsmodels, parse_lme4
 from .studies import SensitivityResult, SweepResult, prior_sweep, sensitivity
 from .studies import ComponentVerdicts, component_verdicts
@@ -31,4 +32,5 @@ __all__ = [
     "Comparison", "variance_shares", "icc", "ranef", "sensitivity", "SensitivityResult", "prior_sweep",
     "SweepResult", "ComponentTest", "ConfIntResult", "component_verdicts", "ComponentVerdicts",
     "SweepResult", "MixedLM", "mixedlm",
+    "predictive_summary",
 ]

@@ -158,6 +158,28 @@ class PosteriorResult:
         """Posterior mean of the residual variance."""
         return float(self.posterior["scale"].mean())
 
+    def predict(self, newdata: pd.DataFrame | None = None, kind: str = "mean",
+                random_effects: bool = True, new_levels: str = "population", seed=None):
+        """Posterior draws of the mean (``kind="mean"``) or of new observations
+        (``"observation"``) at ``newdata`` (``None``: the fitting data): an ``xarray.DataArray``
+        (chain, draw, obs); :func:`bayesvc.predictive_summary` tabulates it.
+
+        ``random_effects=False`` gives ``X beta`` only. A level not seen in fitting gets the
+        population value (``new_levels="population"``), a fresh draw from its term's population
+        distribution in each posterior draw (``"sample"``), or an error (``"error"``). See
+        :mod:`bayesvc.results.posterior_predict`.
+
+        Examples
+        --------
+        >>> da = post.predict(pd.DataFrame({"g": [0, 99]}), kind="observation", seed=1)
+        >>> da.dims, bool(da.sel(obs=1).std() > da.sel(obs=0).std() * 0.5)
+        (('chain', 'draw', 'obs'), True)
+        """
+        from .posterior_predict import posterior_predict
+
+        return posterior_predict(self, newdata, kind=kind, random_effects=random_effects,
+                                 new_levels=new_levels, seed=seed)
+
     def summary(self, ci_prob: float = 0.95, ci_kind: str = "eti"):
         """NUTS summary in the MixedLM layout (``ci_kind`` 'eti' or 'hdi' at ``ci_prob``).
 
