@@ -350,6 +350,8 @@ def _fit(args) -> int:
     if args.json:
         out = dict(result.to_dict())
         out["seconds"] = seconds
+        if hasattr(result, "r2"):  # Nakagawa-Schielzeth R-squared (REML/ML and NUTS)
+            out["r2"] = result.r2()
         if ci is not None:
             out["conf_int"] = ci.to_dict()
         sys.stdout.flush()

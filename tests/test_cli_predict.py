@@ -67,3 +67,11 @@ def test_nuts_intervals_cover_the_mean(capsys):
     assert all(p["lower"] < p["mean"] < p["upper"] for p in preds)
     width = [p["upper"] - p["lower"] for p in preds]
     assert width[4] > 2 * width[0]  # a new subject carries the between-subject spread
+
+
+def test_fit_json_has_r2(capsys):
+    rc, out, err = run(capsys, "fit", SLEEP, REF["formula"], "--json")
+    assert rc == 0, err
+    r2 = last_json(out)["r2"]
+    assert abs(r2["marginal"] - REF["r2_nakagawa"]["R2_marginal"]) < 1e-5
+    assert abs(r2["conditional"] - REF["r2_nakagawa"]["R2_conditional"]) < 1e-5

@@ -69,3 +69,14 @@ def test_observation_draws_add_residual_noise(fits):
     np.testing.assert_allclose(s[["lower", "upper"]].to_numpy().T, q)
     with pytest.raises(bvc.SpecificationError, match="kind must be one of"):
         post.predict(kind="median")
+
+
+def test_posterior_r2_brackets_the_reml_value(fits):
+    reml, post = fits
+    point, r = reml.r2(), post.r2(ci_prob=0.95)
+    for k in ("marginal", "conditional"):
+        assert r[k]["lower"] < point[k] < r[k]["upper"]
+        # 40 groups: the posterior median is within a quarter of the interval of the REML value
+        assert abs(r[k]["median"] - point[k]) < 0.25 * (r[k]["upper"] - r[k]["lower"])
+    # truth: var(0.5 x) ~ 0.25, tau^2 = sigma^2 = 1 -> R2m ~ 0.1, R2c ~ 0.55
+    assert 0.03 < point["marginal"] < 0.2 and 0.35 < point["conditional"] < 0.75

@@ -88,3 +88,37 @@ def test_categorical_fixed_effect_keeps_the_fit_encoding():
     np.testing.assert_allclose(fit.predict(nd), fit.predict().iloc[[5, 0, 13]], rtol=1e-12)
     with pytest.raises(bvc.SpecificationError, match="newdata: The levels"):
         fit.predict(pd.DataFrame({"g": [0], "f": ["other"]}))
+
+
+# ----------------------------------------------------------------------------- R-squared
+
+def _closed_form_r2(m):
+    """Nakagawa-Schielzeth from lme4's own estimates (fixef, VarCorr, sigma) and the data."""
+    d = load(m["data"])
+    fe = m["fixef"]
+    xb = fe["(Intercept)"] + (fe["Days"] * d["Days"] if "Days" in fe else np.zeros(len(d)))
+    v_f = np.var(xb, ddof=1)
+    v_r = 0.0
+    for row in m["varcorr"]:
+        if row["grp"] == "Residual":
+            continue
+        if row["var2"] is None:
+            z = 1.0 if row["var1"] == "(Intercept)" else d[row["var1"]]
+            v_r += row["vcov"] * np.mean(z * z)
+        else:  # covariance of intercept and slope: 2 cov mean(z1 z2)
+            z1 = 1.0 if row["var1"] == "(Intercept)" else d[row["var1"]]
+            z2 = 1.0 if row["var2"] == "(Intercept)" else d[row["var2"]]
+            v_r += 2 * row["vcov"] * np.mean(z1 * z2)
+    tot = v_f + v_r + m["sigma"] ** 2
+    return v_f / tot, (v_f + v_r) / tot
+
+
+def test_r2_equals_the_reference(case):
+    m, fit, _ = case
+    got = fit.r2()
+    ref = m["r2_nakagawa"]
+    marg, cond = _closed_form_r2(m)
+    # README: R-squared agrees across lme4's optimizers to 1e-6 absolute
+    assert abs(got["marginal"] - ref["R2_marginal"]) < 1e-5
+    assert abs(got["conditional"] - ref["R2_conditional"]) < 1e-5
+    assert abs(marg - ref["R2_marginal"]) < 1e-9 and abs(cond - ref["R2_conditional"]) < 1e-9

@@ -180,6 +180,13 @@ class PosteriorResult:
         return posterior_predict(self, newdata, kind=kind, random_effects=random_effects,
                                  new_levels=new_levels, seed=seed)
 
+    def r2(self, ci_prob: float = 0.95) -> dict:
+        """Nakagawa and Schielzeth's marginal and conditional R-squared per draw, each as
+        ``{"mean", "median", "lower", "upper"}`` (:func:`bayesvc.results.r2.posterior_r2`)."""
+        from .r2 import posterior_r2
+
+        return posterior_r2(self, ci_prob=ci_prob)
+
     def summary(self, ci_prob: float = 0.95, ci_kind: str = "eti"):
         """NUTS summary in the MixedLM layout (``ci_kind`` 'eti' or 'hdi' at ``ci_prob``).
 

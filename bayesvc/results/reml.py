@@ -365,6 +365,19 @@ class REMLResult:
 
         return reml_predict(self, newdata, random_effects=random_effects, new_levels=new_levels)
 
+    def r2(self) -> dict:
+        """Nakagawa and Schielzeth's marginal and conditional R-squared at the estimates
+        (:mod:`bayesvc.results.r2`): ``{"marginal": ..., "conditional": ...}``.
+
+        Examples
+        --------
+        >>> sorted(reml.r2())
+        ['conditional', 'marginal']
+        """
+        from .r2 import reml_r2
+
+        return reml_r2(self)
+
     def to_dict(self) -> dict:
         """The CLI's JSON contract: ``method, llf, fe_params, variances, covariances, correlations
         (of correlated terms, keyed as the covariances), converged``.
