@@ -180,6 +180,21 @@ class PosteriorResult:
         return posterior_predict(self, newdata, kind=kind, random_effects=random_effects,
                                  new_levels=new_levels, seed=seed)
 
+    def posterior_predictive(self, seed=None):
+        """``idata`` plus the ``posterior_predictive`` group (``y``, one replicated data set per
+        draw, random effects of the fitted levels), beside ``observed_data``: what ArviZ's
+        predictive checks read.
+
+        Examples
+        --------
+        >>> dt = post.posterior_predictive(seed=1)
+        >>> dt["posterior_predictive"]["y"].dims, "observed_data" in dt.children
+        (('chain', 'draw', 'obs'), True)
+        """
+        from .posterior_predict import with_posterior_predictive
+
+        return with_posterior_predictive(self, seed=seed)
+
     def r2(self, ci_prob: float = 0.95) -> dict:
         """Nakagawa and Schielzeth's marginal and conditional R-squared per draw, each as
         ``{"mean", "median", "lower", "upper"}`` (:func:`bayesvc.results.r2.posterior_r2`)."""

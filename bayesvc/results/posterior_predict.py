@@ -105,3 +105,13 @@ def predictive_summary(draws: xr.DataArray, ci_prob: float = 0.95) -> pd.DataFra
     out = pd.DataFrame({"mean": flat.mean(1), "sd": flat.std(1, ddof=1), "lower": lo, "upper": hi},
                        index=pd.Index(draws["obs"].values, name="obs"))
     return out
+
+
+def with_posterior_predictive(result, seed=None) -> "xr.DataTree":
+    """The result's DataTree plus a ``posterior_predictive`` group (``y``: one replicated data set
+    per draw, dims chain, draw, obs), beside ``observed_data``; see
+    :meth:`bayesvc.PosteriorResult.posterior_predictive`."""
+    y = posterior_predict(result, kind="observation", seed=seed).rename("y")
+    tree = result.idata.copy()
+    tree["posterior_predictive"] = xr.DataTree(xr.Dataset({"y": y}))
+    return tree
