@@ -9,6 +9,7 @@ from . import datasets as datasets
 from .design import Design, RandomTerm, build_design, design_from_arrays, sufficient_statistics
 from .errors import BoundaryFitWarning, RankDeficiencyWarning, SamplingWarning, SpecificationError
 from .estimators import fit_map, fit_reml, make_devfun, optimize_deviance
+from .estimators.loo import compare_loo, loo
 from .kernel import Kernel
 from .model import MixedLM, VCModel, compare_model, mixedlm
 from .priors import Exponential, Flat, HalfCauchy, HalfNormal, HalfStudentT, Normal, Prior, PriorSet
@@ -32,5 +33,5 @@ __all__ = [
     "Comparison", "variance_shares", "icc", "ranef", "sensitivity", "SensitivityResult", "prior_sweep",
     "SweepResult", "ComponentTest", "ConfIntResult", "component_verdicts", "ComponentVerdicts",
     "SweepResult", "MixedLM", "mixedlm",
-    "predictive_summary",
+    "predictive_summary", "loo", "compare_loo",
 ]
