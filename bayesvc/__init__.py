@@ -19,6 +19,7 @@ from .results.posterior_predict import predictive_summary
 from .spec import ModelSpec, RETerm, VCSpec, from_statsmodels, parse_lme4
 from .studies import SensitivityResult, SweepResult, prior_sweep, sensitivity
 from .studies import ComponentVerdicts, component_verdicts
+from .studies.sbc import SBCResult, sbc
 from .views import Comparison, compare, icc, ranef, variance_shares
 
 __version__ = "0.1.0"
@@ -33,5 +34,5 @@ __all__ = [
     "Comparison", "variance_shares", "icc", "ranef", "sensitivity", "SensitivityResult", "prior_sweep",
     "SweepResult", "ComponentTest", "ConfIntResult", "component_verdicts", "ComponentVerdicts",
     "SweepResult", "MixedLM", "mixedlm",
-    "predictive_summary", "loo", "compare_loo",
+    "predictive_summary", "loo", "compare_loo", "sbc", "SBCResult",
 ]
