@@ -15,6 +15,8 @@
     bayesvc sensitivity DATA.csv FORMULA [--scales 0.5,1,2,5] [--families halfnormal,...]
                 [--components C,...] [--threshold T] [--executor threads|processes] [--sd]
                 [--marginalize auto|true|full|partial|false] [--json] [model and sampling options as fit]
+    bayesvc predict DATA.csv FORMULA --newdata NEW.csv [--method reml|nuts] [--no-random-effects]
+                [--new-levels population|error|sample] [--json]   (:mod:`bayesvc.cli_predict`)
     bayesvc demo [--draws N] [--quiet] [--no-nuts]
 
 Bad input (an unknown column, a malformed formula, a missing file, a CSV that does not parse)
@@ -45,6 +47,7 @@ import warnings
 
 import pandas as pd
 
+from .cli_predict import add_predict_command, run_predict
 from .demo import run_demo
 from .errors import SpecificationError
 from .model import VCModel, compare_model
@@ -164,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Bayesian variance-component / linear mixed models.",
                      formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{fit,compare,sensitivity,test,demo}",
+    sub = parser.add_subparsers(dest="command", metavar="{fit,compare,sensitivity,test,predict,demo}",
                                 parser_class=_Parser)
     fit = _model_command(
         sub, "fit", "fit a model to a CSV file",
@@ -194,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sensitivity_args(sens)
     _add_marginalize(sens)
     _add_test_command(sub)
+    add_predict_command(sub, _add_model_args, _add_sampling_args, _HelpFormatter)
     demo = sub.add_parser(
         "demo", help="run the seed notebook's nested and crossed analyses", formatter_class=_HelpFormatter,
         description="Fit the seed notebook's nested and crossed variance-component models three "
@@ -349,6 +353,8 @@ def _fit(args) -> int:
     if args.json:
         out = dict(result.to_dict())
         out["seconds"] = seconds
+        if hasattr(result, "r2"):  # Nakagawa-Schielzeth R-squared (REML/ML and NUTS)
+            out["r2"] = result.r2()
         if ci is not None:
             out["conf_int"] = ci.to_dict()
         sys.stdout.flush()
@@ -449,6 +455,10 @@ def _test(args) -> int:
     return 0
 
 
+def _predict(args) -> int:
+    return run_predict(args, _model_from_args, _read_csv, UsageError, _json_default)
+
+
 def _demo(args) -> int:
     return run_demo(draws=args.draws, nuts=not args.no_nuts, quiet=args.quiet)
 
@@ -466,7 +476,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.command is None:
                 parser.print_help(sys.stderr)
                 return 2
-            commands = {"fit": _fit, "compare": _compare, "sensitivity": _sensitivity, "test": _test}
+            commands = {"fit": _fit, "compare": _compare, "sensitivity": _sensitivity, "test": _test,
+                        "predict": _predict}
             return commands.get(args.command, _demo)(args)
         except UsageError as err:
             msg = _one_line(err)

@@ -208,6 +208,18 @@ class VCModel:
                                 random_effects=random_effects, thin_random_effects=thin_random_effects,
                                 log_likelihood=log_likelihood, on_interrupt=on_interrupt)
 
+    def sample_prior_predictive(self, draws: int = 500, random_seed=None, priors=None):
+        """Prior predictive draws as an ArviZ DataTree: groups ``prior``, ``prior_predictive``
+        (``y``) and ``observed_data`` (:func:`bayesvc.estimators.bayes.sample_prior_predictive`).
+
+        Examples
+        --------
+        >>> dt = model.sample_prior_predictive(draws=20, random_seed=1)
+        >>> dt["prior_predictive"]["y"].dims
+        ('chain', 'draw', 'obs')
+        """
+        return bayes.sample_prior_predictive(self.design, priors=priors, draws=draws, random_seed=random_seed)
+
     def compare(self, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed=None,
                 progressbar: bool = False, **kwargs) -> Comparison:
         """REML, posterior mode and NUTS side by side, fitting what is not given

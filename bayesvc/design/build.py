@@ -47,18 +47,20 @@ def label(v) -> str:
     return str(v)
 
 
-def _expr_matrix(expr: str, data: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+def _expr_matrix(expr: str, data: pd.DataFrame, with_encoding: bool = False):
     import formulae
 
     e = expr.strip()
     if e == "1":
-        return np.ones((len(data), 1)), ["Intercept"]
+        out = np.ones((len(data), 1)), ["Intercept"]
+        return (*out, None) if with_encoding else out
     try:
         dm = formulae.design_matrices(e, data, na_action="error")
     except Exception as err:  # formulae raises plain Exceptions for parse errors
         fail(f"malformed random-effect expression {expr!r}: {err}")
     df = dm.common.as_dataframe()
-    return df.to_numpy(dtype=float), [str(c) for c in df.columns]
+    out = df.to_numpy(dtype=float), [str(c) for c in df.columns]
+    return (*out, dm.common) if with_encoding else out
 
 
 def block_matrix(codes: np.ndarray, E: np.ndarray, n_levels: int) -> sp.csc_matrix:
@@ -77,11 +79,11 @@ def _component_names(name: str, coefs: list[str], intercept_name: str = "Interce
 def _bar_term(t: RETerm, data: pd.DataFrame) -> list[RandomTerm]:
     codes, levels = _factorize(data, t.factor)
     checks.check_levels(t.factor_name, len(levels), len(data))
-    E, coefs = _expr_matrix(t.expr, data)
+    E, coefs, enc = _expr_matrix(t.expr, data, with_encoding=True)
     name = t.name or t.factor_name
     Z = block_matrix(codes, E, len(levels))
     return [RandomTerm(name, t.factor_name, tuple(coefs), _component_names(name, coefs), levels, Z,
-                       correlated=t.correlated and len(coefs) > 1)]
+                       correlated=t.correlated and len(coefs) > 1, encoding=enc)]
 
 
 def _vc_term(t: RETerm, data: pd.DataFrame) -> RandomTerm:
@@ -150,4 +152,5 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, missing: str = "error") ->
         groups = data[spec.groups].to_numpy()
     else:
         groups = _factorize(data, spec.re_terms[0].factor)[0]
-    return Design(y, X, tuple(names), tuple(terms), spec.response, groups, tuple(dropped), n_drop, spec)
+    return Design(y, X, tuple(names), tuple(terms), spec.response, groups, tuple(dropped), n_drop, spec,
+                  fixed_encoding=dm.common)

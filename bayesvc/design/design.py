@@ -37,6 +37,10 @@ class RandomTerm:
         ``n x (n_levels * p)`` block, level-major (all coefficients of level 0 first).
     correlated : bool
         Whether the ``p`` coefficients share an unstructured covariance (``p > 1`` only).
+    encoding : object
+        How the term's model matrix is built on new data (formulae's matrix of the term's
+        expression; ``None`` for an intercept ``1`` or a term new data cannot rebuild): read by
+        :mod:`bayesvc.design.newdata`.
 
     Examples
     --------
@@ -56,6 +60,7 @@ class RandomTerm:
     levels: np.ndarray
     Z: sp.csc_matrix = field(repr=False)
     correlated: bool = False
+    encoding: object = field(default=None, repr=False)
 
     @property
     def p(self) -> int:
@@ -141,6 +146,9 @@ class Design:
         Rows dropped under ``missing='drop'``.
     spec : ModelSpec or None
         The specification the design was built from (``None`` for arrays).
+    fixed_encoding : object
+        formulae's fixed-effects matrix, which rebuilds ``X`` on new data with the fit's encodings
+        (``None`` for arrays); read by :mod:`bayesvc.design.newdata`.
 
     Examples
     --------
@@ -160,6 +168,7 @@ class Design:
     dropped_fe: tuple[str, ...] = ()
     n_dropped_missing: int = 0
     spec: ModelSpec | None = None
+    fixed_encoding: object = field(default=None, repr=False)
 
     @property
     def nobs(self) -> int:

@@ -9,7 +9,8 @@ bayesvc stays fast for REML-only work.
 
 from .cache import clear_cache, compiled_model, sample_cached
 from .model import BuiltModel, build_pymc, coords_for
+from .predictive import sample_prior_predictive
 from .sample import SAMPLERS, compile_nutpie, run_nuts, sample
 
 __all__ = ["BuiltModel", "build_pymc", "coords_for", "sample", "run_nuts", "compile_nutpie", "SAMPLERS",
-           "sample_cached", "compiled_model", "clear_cache"]
+           "sample_cached", "compiled_model", "clear_cache", "sample_prior_predictive"]
