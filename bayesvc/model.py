@@ -48,20 +48,21 @@ class VCModel:
     """
 
     def __init__(self, endog=None, exog=None, groups=None, exog_re=None, exog_vc=None, *,
-                 design: Design | None = None):
+                 design: Design | None = None, weights=None):
         if design is None:
-            design = design_from_arrays(endog, exog, groups, exog_re, exog_vc)
+            design = design_from_arrays(endog, exog, groups, exog_re, exog_vc, weights=weights)
         self.design = design
 
     @classmethod
     def from_formula(cls, formula: str, data: pd.DataFrame, groups: str | None = None,
                      re_formula: str | None = None, vc_formula: dict | None = None,
-                     missing: str = "error") -> "VCModel":
+                     missing: str = "error", weights: str | None = None) -> "VCModel":
         """Build from an lme4-style formula (``"y ~ x + (1|g1/g2)"``), or statsmodels-style
         (``"y ~ x"`` with ``groups``, ``re_formula``, ``vc_formula``, as ``MixedLM.from_formula``).
 
         ``missing``: rows with missing values in used columns raise (``"error"``, default) or are
-        dropped with a warning (``"drop"``).
+        dropped with a warning (``"drop"``). ``weights``: a column of prior weights (residual
+        variance ``sigma^2 / w_i``, lme4's ``weights=``).
 
         Examples
         --------
@@ -78,7 +79,7 @@ class VCModel:
             spec = from_statsmodels(formula, groups, re_formula, vc_formula)
         else:
             spec = parse_lme4(formula)
-        return cls(design=build_design(spec, data, missing=missing))
+        return cls(design=build_design(spec, data, missing=missing, weights=weights))
 
     @property
     def spec(self) -> ModelSpec | None:

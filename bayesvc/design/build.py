@@ -103,8 +103,11 @@ def _vc_term(t: RETerm, data: pd.DataFrame) -> RandomTerm:
     return RandomTerm(t.name, t.name, ("",), (t.name,), levels, Z, correlated=False)
 
 
-def build_design(spec: ModelSpec, data: pd.DataFrame, missing: str = "error") -> Design:
+def build_design(spec: ModelSpec, data: pd.DataFrame, missing: str = "error", weights=None) -> Design:
     """Validate ``data`` against ``spec`` and build the :class:`Design`.
+
+    ``weights`` names a column of prior weights (residual variance ``sigma^2 / w_i``, as lme4's
+    ``lmer(..., weights = w)``); they must be positive.
 
     Examples
     --------
@@ -119,6 +122,12 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, missing: str = "error") ->
     checks.check_not_empty(data)
     cols = spec.columns
     checks.check_columns(data, cols, f"formula {spec.formula!r}")
+    if weights is not None:
+        if not isinstance(weights, str):
+            fail(f"weights must name a column of data, got {type(weights).__name__}")
+        checks.check_columns(data, [weights], "weights")
+        checks.check_weights(data[weights], weights, len(data))  # before rows are dropped
+        cols = cols + [weights] if weights not in cols else cols
     data, n_drop = checks.handle_missing(data, cols, missing)
     data = data.reset_index(drop=True)
     y = checks.check_response(data[spec.response], spec.response)
@@ -135,4 +144,6 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, missing: str = "error") ->
         groups = data[spec.groups].to_numpy()
     else:
         groups = _factorize(data, spec.re_terms[0].factor)[0]
-    return Design(y, X, tuple(names), tuple(terms), spec.response, groups, tuple(dropped), n_drop, spec)
+    w = None if weights is None else checks.check_weights(data[weights], weights, len(data))
+    return Design(y, X, tuple(names), tuple(terms), spec.response, groups, tuple(dropped), n_drop, spec,
+                  weights=w)

@@ -99,3 +99,18 @@ def drop_rank_deficient(X: np.ndarray, names: list[str], tol: float = 1e-7) -> t
     warn(f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
          f"column(s): {', '.join(dropped)}", RankDeficiencyWarning)
     return X[:, keep], [names[j] for j in keep], dropped
+
+
+def check_weights(w, name: str, n: int) -> np.ndarray:
+    """Prior weights: one finite, positive number per observation."""
+    arr = np.asarray(w)
+    if arr.dtype.kind not in "biuf":
+        fail(f"weights {name!r} must be numeric, got dtype {arr.dtype}")
+    arr = arr.astype(float)
+    if arr.shape != (n,):
+        fail(f"weights {name!r} must have one value per observation ({n}), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        fail(f"weights {name!r} has {int((~np.isfinite(arr)).sum())} missing or non-finite values")
+    if np.any(arr <= 0):
+        fail(f"weights {name!r} must be positive; {int((arr <= 0).sum())} are <= 0 (min {arr.min():g})")
+    return arr

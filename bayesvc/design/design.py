@@ -141,6 +141,9 @@ class Design:
         Rows dropped under ``missing='drop'``.
     spec : ModelSpec or None
         The specification the design was built from (``None`` for arrays).
+    weights : ndarray (n,) or None
+        Prior weights (residual variance ``sigma^2 / w_i``, as lme4's ``weights=``); ``None``
+        for unit weights. For binomial responses, the number of trials.
 
     Examples
     --------
@@ -160,6 +163,7 @@ class Design:
     dropped_fe: tuple[str, ...] = ()
     n_dropped_missing: int = 0
     spec: ModelSpec | None = None
+    weights: np.ndarray | None = None
 
     @property
     def nobs(self) -> int:
