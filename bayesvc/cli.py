@@ -45,6 +45,7 @@ import warnings
 
 import pandas as pd
 
+from .cli_options import add_wider_args, wider_kwargs
 from .demo import run_demo
 from .errors import SpecificationError
 from .model import VCModel, compare_model
@@ -128,13 +129,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--missing", choices=("error", "drop"), default="error",
                    help="rows with missing values in the model's columns: error, or drop them "
                         "with a warning")
-    _add_wider_args(p)
-
-
-def _add_wider_args(p: argparse.ArgumentParser) -> None:
-    """Prior weights (and, for binomial responses, trials)."""
-    p.add_argument("--weights", metavar="COL", default=None,
-                   help="prior weights: residual variance sigma^2 / w (lme4's weights=)")
+    add_wider_args(p)
 
 
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
@@ -321,13 +316,7 @@ def _model_from_args(args):
         raise UsageError("--re-formula and --vc need --groups (the statsmodels-style grouping column)")
     data = _read_csv(args.data)
     return VCModel.from_formula(args.formula, data, groups=args.groups, re_formula=args.re_formula,
-                                vc_formula=vc, missing=args.missing, **_wider_kwargs(args))
-
-
-def _wider_kwargs(args) -> dict:
-    """The options of :func:`_add_wider_args` that were given."""
-    names = ("weights",)
-    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+                                vc_formula=vc, missing=args.missing, **wider_kwargs(args))
 
 
 def _fit(args) -> int:

@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from .design import Design, build_design, design_from_arrays
 from .errors import SpecificationError, fail
-from .estimators import bayes, fit_map, fit_reml, plan_marginalization
+from .estimators import bayes, fit_laplace, fit_map, fit_reml, plan_marginalization
 from .kernel import Kernel
 from .spec import ModelSpec, from_statsmodels, parse_lme4
 from .studies import component_verdicts, prior_sweep
@@ -56,13 +56,16 @@ class VCModel:
     @classmethod
     def from_formula(cls, formula: str, data: pd.DataFrame, groups: str | None = None,
                      re_formula: str | None = None, vc_formula: dict | None = None,
-                     missing: str = "error", weights: str | None = None) -> "VCModel":
+                     missing: str = "error", weights: str | None = None, family: str = "gaussian",
+                     offset: str | None = None) -> "VCModel":
         """Build from an lme4-style formula (``"y ~ x + (1|g1/g2)"``), or statsmodels-style
         (``"y ~ x"`` with ``groups``, ``re_formula``, ``vc_formula``, as ``MixedLM.from_formula``).
 
         ``missing``: rows with missing values in used columns raise (``"error"``, default) or are
         dropped with a warning (``"drop"``). ``weights``: a column of prior weights (residual
-        variance ``sigma^2 / w_i``, lme4's ``weights=``).
+        variance ``sigma^2 / w_i``, lme4's ``weights=``; the trials of a binomial proportion).
+        ``family``: ``"binomial"`` (logit) or ``"poisson"`` (log) for a GLMM fitted by Laplace ML
+        (:func:`bayesvc.fit_laplace`), with an optional ``offset`` column; see the GLMM docs page.
 
         Examples
         --------
@@ -79,7 +82,8 @@ class VCModel:
             spec = from_statsmodels(formula, groups, re_formula, vc_formula)
         else:
             spec = parse_lme4(formula)
-        return cls(design=build_design(spec, data, missing=missing, weights=weights))
+        return cls(design=build_design(spec, data, missing=missing, weights=weights, family=family,
+                                       offset=offset))
 
     @property
     def spec(self) -> ModelSpec | None:
@@ -89,6 +93,7 @@ class VCModel:
     @cached_property
     def kernel(self) -> Kernel:
         """The collapsed-likelihood kernel (built once, shared by every estimator)."""
+        _gaussian_only(self.design, "the collapsed Gaussian kernel")
         return Kernel(self.design)
 
     def _kernel_if_needed(self, marginalize) -> Kernel | None:
@@ -105,6 +110,11 @@ class VCModel:
         >>> r.method, r.converged, list(r.vcomp.index), model.fit_reml(reml=False).method
         ('REML', True, ['g'], 'ML')
         """
+        if self.design.family != "gaussian":
+            if reml:
+                fail(f"REML is defined for Gaussian responses only; fit the {self.design.family} GLMM "
+                     "by Laplace ML: fit_ml() or fit_reml(reml=False)")
+            return fit_laplace(self.design)
         return fit_reml(self.design, reml=reml, kernel=self.kernel)
 
     def fit(self, reml: bool = True, method=None, **kwargs):
@@ -267,6 +277,12 @@ def compare_model(model: VCModel, draws: int = 1000, tune: int = 1000, chains: i
                                negligible=negligible, alpha=alpha,
                                kernel=model.kernel if model.design.scalar else None)
     return compare(reml=reml, mode=mode, posterior=posterior, ci_prob=ci_prob, ci_kind=ci_kind, verdicts=v)
+
+
+def _gaussian_only(design, what: str) -> None:
+    if design.family != "gaussian":
+        raise NotImplementedError(f"{what} is not available for family={design.family!r} yet: fit "
+                                  "the GLMM by Laplace ML (fit_ml())")
 
 
 def _groups_as_column(data, groups) -> tuple[pd.DataFrame, str]:

@@ -15,6 +15,7 @@ from ..errors import fail
 from ..spec import ModelSpec, RETerm
 from . import checks
 from .design import Design, RandomTerm
+from .family import binomial_response, offset_column, poisson_response, validate_family
 
 _INDICATOR = re.compile(r"^\s*(?:0\s*\+\s*C\((\w+)\)|C\((\w+)\)\s*-\s*1|-1\s*\+\s*C\((\w+)\))\s*$")
 
@@ -103,11 +104,13 @@ def _vc_term(t: RETerm, data: pd.DataFrame) -> RandomTerm:
     return RandomTerm(t.name, t.name, ("",), (t.name,), levels, Z, correlated=False)
 
 
-def build_design(spec: ModelSpec, data: pd.DataFrame, missing: str = "error", weights=None) -> Design:
+def build_design(spec: ModelSpec, data: pd.DataFrame, missing: str = "error", weights=None,
+                 family: str = "gaussian", offset: str | None = None) -> Design:
     """Validate ``data`` against ``spec`` and build the :class:`Design`.
 
     ``weights`` names a column of prior weights (residual variance ``sigma^2 / w_i``, as lme4's
-    ``lmer(..., weights = w)``); they must be positive.
+    ``lmer(..., weights = w)``); they must be positive. ``family`` ``"binomial"`` or ``"poisson"``
+    makes a GLMM design (:mod:`bayesvc.design.family`), with an optional ``offset`` column.
 
     Examples
     --------
@@ -120,7 +123,10 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, missing: str = "error", we
     if not isinstance(data, pd.DataFrame):
         fail(f"data must be a pandas DataFrame, got {type(data).__name__}")
     checks.check_not_empty(data)
-    cols = spec.columns
+    family = validate_family(family)
+    if offset is not None and family == "gaussian":
+        fail("offset= needs family='binomial' or 'poisson'")
+    cols = spec.columns + ([offset] if offset is not None and offset not in spec.columns else [])
     checks.check_columns(data, cols, f"formula {spec.formula!r}")
     if weights is not None:
         if not isinstance(weights, str):
@@ -130,7 +136,15 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, missing: str = "error", we
         cols = cols + [weights] if weights not in cols else cols
     data, n_drop = checks.handle_missing(data, cols, missing)
     data = data.reset_index(drop=True)
-    y = checks.check_response(data[spec.response], spec.response)
+    w = None if weights is None else checks.check_weights(data[weights], weights, len(data))
+    if family == "binomial":
+        y, w = binomial_response(spec, data, w)
+    elif family == "poisson":
+        y = poisson_response(spec, data, w)
+    else:
+        if spec.cbind:
+            fail("cbind(k, n - k) is a binomial response: pass family='binomial'")
+        y = checks.check_response(data[spec.response], spec.response)
     try:
         dm = formulae.design_matrices(f"{spec.response} ~ {spec.fixed}", data, na_action="error")
     except Exception as err:
@@ -144,6 +158,6 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, missing: str = "error", we
         groups = data[spec.groups].to_numpy()
     else:
         groups = _factorize(data, spec.re_terms[0].factor)[0]
-    w = None if weights is None else checks.check_weights(data[weights], weights, len(data))
+    off = None if offset is None else offset_column(data, offset)
     return Design(y, X, tuple(names), tuple(terms), spec.response, groups, tuple(dropped), n_drop, spec,
-                  weights=w)
+                  weights=w, family=family, offset=off)

@@ -144,6 +144,10 @@ class Design:
     weights : ndarray (n,) or None
         Prior weights (residual variance ``sigma^2 / w_i``, as lme4's ``weights=``); ``None``
         for unit weights. For binomial responses, the number of trials.
+    family : {'gaussian', 'binomial', 'poisson'}
+        The response distribution (binomial: ``y`` holds proportions; logit and log links).
+    offset : ndarray (n,) or None
+        Added to the linear predictor of a GLMM.
 
     Examples
     --------
@@ -164,6 +168,8 @@ class Design:
     n_dropped_missing: int = 0
     spec: ModelSpec | None = None
     weights: np.ndarray | None = None
+    family: str = "gaussian"
+    offset: np.ndarray | None = None
 
     @property
     def nobs(self) -> int:

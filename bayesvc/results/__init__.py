@@ -5,11 +5,12 @@ renders its own :meth:`summary` through :class:`~bayesvc.results.table.Summary` 
 statsmodels prints it, HTML, Markdown, LaTeX), so the summary builders live in this layer too.
 """
 
+from .glmm import GLMMResult
 from .inference import ComponentTest, ConfIntResult
 from .mode import ModeResult
 from .posterior import PosteriorResult
 from .reml import OptSummary, RandomEffects, REMLResult
 from .table import Summary
 
-__all__ = ["REMLResult", "RandomEffects", "OptSummary", "ModeResult", "PosteriorResult", "Summary",
+__all__ = ["GLMMResult", "REMLResult", "RandomEffects", "OptSummary", "ModeResult", "PosteriorResult", "Summary",
            "ComponentTest", "ConfIntResult"]
