@@ -8,11 +8,11 @@ The package is a pipeline whose imports all point down (checked by import-linter
 from . import datasets as datasets
 from .design import Design, RandomTerm, build_design, design_from_arrays, sufficient_statistics
 from .errors import BoundaryFitWarning, RankDeficiencyWarning, SamplingWarning, SpecificationError
-from .estimators import fit_laplace, fit_map, fit_reml, make_devfun, optimize_deviance
+from .estimators import fit_laplace, fit_map, fit_residual_by, fit_reml, make_devfun, optimize_deviance
 from .kernel import Kernel
 from .model import MixedLM, VCModel, compare_model, mixedlm
 from .priors import Exponential, Flat, HalfCauchy, HalfNormal, HalfStudentT, Normal, Prior, PriorSet
-from .results import GLMMResult, ModeResult, OptSummary, PosteriorResult, RandomEffects, REMLResult
+from .results import GLMMResult, ModeResult, ResidualByResult, OptSummary, PosteriorResult, RandomEffects, REMLResult
 from .results import ComponentTest, ConfIntResult
 from .spec import ModelSpec, RETerm, VCSpec, from_statsmodels, parse_lme4
 from .studies import SensitivityResult, SweepResult, prior_sweep, sensitivity
@@ -30,5 +30,6 @@ __all__ = [
     "HalfStudentT", "HalfCauchy", "Exponential", "Flat", "Normal", "compare", "compare_model",
     "Comparison", "variance_shares", "icc", "ranef", "sensitivity", "SensitivityResult", "prior_sweep",
     "SweepResult", "ComponentTest", "ConfIntResult", "component_verdicts", "ComponentVerdicts",
-    "SweepResult", "MixedLM", "mixedlm", "fit_laplace", "GLMMResult",
+    "SweepResult", "MixedLM", "mixedlm", "fit_laplace", "GLMMResult", "fit_residual_by",
+    "ResidualByResult",
 ]

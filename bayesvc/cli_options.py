@@ -7,6 +7,7 @@ import argparse
 
 WIDER = (("--weights", "COL", "prior weights: residual variance sigma^2 / w (lme4's weights=); the trials "
                                "of a binomial proportion"),
+         ("--residual-by", "COL", "one residual SD per level of COL (nlme's varIdent(form = ~ 1 | COL))"),
          ("--family", None, "binomial (logit) or poisson (log): a GLMM by Laplace ML (--method ml)"),
          ("--offset", "COL", "GLMM offset column, added to the linear predictor (e.g. log exposure)"))
 

@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from .design import Design, build_design, design_from_arrays
 from .errors import SpecificationError, fail
-from .estimators import bayes, fit_laplace, fit_map, fit_reml, plan_marginalization
+from .estimators import bayes, fit_laplace, fit_residual_by, fit_map, fit_reml, plan_marginalization
 from .kernel import Kernel
 from .spec import ModelSpec, from_statsmodels, parse_lme4
 from .studies import component_verdicts, prior_sweep
@@ -57,7 +57,7 @@ class VCModel:
     def from_formula(cls, formula: str, data: pd.DataFrame, groups: str | None = None,
                      re_formula: str | None = None, vc_formula: dict | None = None,
                      missing: str = "error", weights: str | None = None, family: str = "gaussian",
-                     offset: str | None = None) -> "VCModel":
+                     offset: str | None = None, residual_by: str | None = None) -> "VCModel":
         """Build from an lme4-style formula (``"y ~ x + (1|g1/g2)"``), or statsmodels-style
         (``"y ~ x"`` with ``groups``, ``re_formula``, ``vc_formula``, as ``MixedLM.from_formula``).
 
@@ -66,6 +66,7 @@ class VCModel:
         variance ``sigma^2 / w_i``, lme4's ``weights=``; the trials of a binomial proportion).
         ``family``: ``"binomial"`` (logit) or ``"poisson"`` (log) for a GLMM fitted by Laplace ML
         (:func:`bayesvc.fit_laplace`), with an optional ``offset`` column; see the GLMM docs page.
+        ``residual_by``: a factor with one residual SD per level (nlme's ``varIdent``).
 
         Examples
         --------
@@ -83,7 +84,7 @@ class VCModel:
         else:
             spec = parse_lme4(formula)
         return cls(design=build_design(spec, data, missing=missing, weights=weights, family=family,
-                                       offset=offset))
+                                       offset=offset, residual_by=residual_by))
 
     @property
     def spec(self) -> ModelSpec | None:
@@ -94,6 +95,9 @@ class VCModel:
     def kernel(self) -> Kernel:
         """The collapsed-likelihood kernel (built once, shared by every estimator)."""
         _gaussian_only(self.design, "the collapsed Gaussian kernel")
+        if self.design.residual_codes is not None:
+            raise NotImplementedError("NUTS and the posterior mode with residual_by= are not available yet: "
+                                      "fit by REML or ML (fit_reml())")
         return Kernel(self.design)
 
     def _kernel_if_needed(self, marginalize) -> Kernel | None:
@@ -115,6 +119,8 @@ class VCModel:
                 fail(f"REML is defined for Gaussian responses only; fit the {self.design.family} GLMM "
                      "by Laplace ML: fit_ml() or fit_reml(reml=False)")
             return fit_laplace(self.design)
+        if self.design.residual_codes is not None:
+            return fit_residual_by(self.design, reml=reml)
         return fit_reml(self.design, reml=reml, kernel=self.kernel)
 
     def fit(self, reml: bool = True, method=None, **kwargs):

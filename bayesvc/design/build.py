@@ -105,12 +105,13 @@ def _vc_term(t: RETerm, data: pd.DataFrame) -> RandomTerm:
 
 
 def build_design(spec: ModelSpec, data: pd.DataFrame, missing: str = "error", weights=None,
-                 family: str = "gaussian", offset: str | None = None) -> Design:
+                 family: str = "gaussian", offset: str | None = None, residual_by: str | None = None) -> Design:
     """Validate ``data`` against ``spec`` and build the :class:`Design`.
 
     ``weights`` names a column of prior weights (residual variance ``sigma^2 / w_i``, as lme4's
     ``lmer(..., weights = w)``); they must be positive. ``family`` ``"binomial"`` or ``"poisson"``
     makes a GLMM design (:mod:`bayesvc.design.family`), with an optional ``offset`` column.
+    ``residual_by`` names a factor with one residual SD per level (nlme's ``varIdent``).
 
     Examples
     --------
@@ -126,7 +127,9 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, missing: str = "error", we
     family = validate_family(family)
     if offset is not None and family == "gaussian":
         fail("offset= needs family='binomial' or 'poisson'")
-    cols = spec.columns + ([offset] if offset is not None and offset not in spec.columns else [])
+    if residual_by is not None and family != "gaussian":
+        fail("residual_by= needs family='gaussian' (a GLMM has no residual variance)")
+    cols = spec.columns + [c for c in (offset, residual_by) if c is not None and c not in spec.columns]
     checks.check_columns(data, cols, f"formula {spec.formula!r}")
     if weights is not None:
         if not isinstance(weights, str):
@@ -159,5 +162,12 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, missing: str = "error", we
     else:
         groups = _factorize(data, spec.re_terms[0].factor)[0]
     off = None if offset is None else offset_column(data, offset)
+    rcodes = rlevels = None
+    if residual_by is not None:
+        rcodes, rlevels = _factorize(data, (residual_by,))
+        if len(rlevels) < 2:
+            fail(f"residual_by {residual_by!r} has {len(rlevels)} level; one residual SD per level needs 2 or more")
+        rlevels = tuple(rlevels)
     return Design(y, X, tuple(names), tuple(terms), spec.response, groups, tuple(dropped), n_drop, spec,
-                  weights=w, family=family, offset=off)
+                  weights=w, family=family, offset=off, residual_codes=rcodes, residual_levels=rlevels,
+                  residual_name=residual_by)

@@ -148,6 +148,9 @@ class Design:
         The response distribution (binomial: ``y`` holds proportions; logit and log links).
     offset : ndarray (n,) or None
         Added to the linear predictor of a GLMM.
+    residual_codes, residual_levels, residual_name :
+        ``residual_by``: the level of every observation, the level labels (sorted; the first is
+        the reference) and the factor's name; one residual SD per level (nlme's ``varIdent``).
 
     Examples
     --------
@@ -170,6 +173,9 @@ class Design:
     weights: np.ndarray | None = None
     family: str = "gaussian"
     offset: np.ndarray | None = None
+    residual_codes: np.ndarray | None = None
+    residual_levels: tuple[str, ...] | None = None
+    residual_name: str | None = None
 
     @property
     def nobs(self) -> int:

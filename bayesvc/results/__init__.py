@@ -10,7 +10,8 @@ from .inference import ComponentTest, ConfIntResult
 from .mode import ModeResult
 from .posterior import PosteriorResult
 from .reml import OptSummary, RandomEffects, REMLResult
+from .residual_by import ResidualByResult
 from .table import Summary
 
-__all__ = ["GLMMResult", "REMLResult", "RandomEffects", "OptSummary", "ModeResult", "PosteriorResult", "Summary",
+__all__ = ["GLMMResult", "ResidualByResult", "REMLResult", "RandomEffects", "OptSummary", "ModeResult", "PosteriorResult", "Summary",
            "ComponentTest", "ConfIntResult"]
