@@ -94,10 +94,7 @@ class VCModel:
     @cached_property
     def kernel(self) -> Kernel:
         """The collapsed-likelihood kernel (built once, shared by every estimator)."""
-        _gaussian_only(self.design, "the collapsed Gaussian kernel")
-        if self.design.residual_codes is not None:
-            raise NotImplementedError("NUTS and the posterior mode with residual_by= are not available yet: "
-                                      "fit by REML or ML (fit_reml())")
+        _bayes_supported(self.design, "the collapsed Gaussian kernel")
         return Kernel(self.design)
 
     def _kernel_if_needed(self, marginalize) -> Kernel | None:
@@ -166,6 +163,7 @@ class VCModel:
         >>> [v.name for v in model.build_pymc().free_RVs]
         ['beta', 'sigma', 'sd_g']
         """
+        _bayes_supported(self.design, "build_pymc()")
         return bayes.build_pymc(self.design, priors, marginalize=marginalize,
                                 kernel=self._kernel_if_needed(marginalize)).model
 
@@ -179,6 +177,7 @@ class VCModel:
         >>> m.method, m.converged, list(m.sd.index)
         ('MAP', True, ['g'])
         """
+        _bayes_supported(self.design, "the posterior mode (fit_map())")
         return fit_map(self.design, priors, integrate_fixed=integrate_fixed, kernel=self.kernel)
 
     def marginalization(self, marginalize=True):
@@ -211,6 +210,7 @@ class VCModel:
         >>> p.method, p.chains, p.draws, list(p.param_summary().index)
         ('NUTS', 1, 100, ['Intercept', 'g', 'Residual'])
         """
+        _bayes_supported(self.design, "NUTS (sample())")
         with threadpool_limits(1):
             return bayes.sample(self.design, priors=priors, draws=draws, tune=tune, chains=chains,
                                 random_seed=random_seed, sampler=sampler, marginalize=marginalize,
@@ -285,10 +285,14 @@ def compare_model(model: VCModel, draws: int = 1000, tune: int = 1000, chains: i
     return compare(reml=reml, mode=mode, posterior=posterior, ci_prob=ci_prob, ci_kind=ci_kind, verdicts=v)
 
 
-def _gaussian_only(design, what: str) -> None:
+def _bayes_supported(design, what: str) -> None:
+    """GLMMs and ``residual_by=`` have REML/ML (Laplace ML) only so far."""
     if design.family != "gaussian":
         raise NotImplementedError(f"{what} is not available for family={design.family!r} yet: fit "
                                   "the GLMM by Laplace ML (fit_ml())")
+    if design.residual_codes is not None:
+        raise NotImplementedError(f"{what} is not available with residual_by= yet: fit by REML or ML "
+                                  "(fit_reml())")
 
 
 def _groups_as_column(data, groups) -> tuple[pd.DataFrame, str]:

@@ -64,5 +64,7 @@ def fit_residual_by(design: Design, reml: bool = True) -> ResidualByResult:
     sd = pd.Series(np.sqrt(inner.scale) * rho, index=list(design.residual_levels), name="residual_sd")
     fields = {f.name: getattr(inner, f.name) for f in dataclasses.fields(inner)}
     fields["design"] = design
+    # profiles and tests would hold the ratios fixed: not offered until they profile them too
+    fields["inference"] = None
     return ResidualByResult(**fields, residual_sd=sd, residual_by=design.residual_name,
                             seconds=time.perf_counter() - t0)
