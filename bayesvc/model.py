@@ -210,6 +210,12 @@ class VCModel:
         >>> p.method, p.chains, p.draws, list(p.param_summary().index)
         ('NUTS', 1, 100, ['Intercept', 'g', 'Residual'])
         """
+        if self.design.family != "gaussian":
+            if marginalize not in (True, "auto", False, "none"):
+                fail("a GLMM is sampled non-centered (every random effect sampled): pass marginalize=False")
+            with threadpool_limits(1):
+                return bayes.sample_glmm(self.design, priors=priors, draws=draws, tune=tune, chains=chains,
+                                         random_seed=random_seed, sampler=sampler, progressbar=progressbar)
         _bayes_supported(self.design, "NUTS (sample())")
         with threadpool_limits(1):
             return bayes.sample(self.design, priors=priors, draws=draws, tune=tune, chains=chains,

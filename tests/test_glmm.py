@@ -141,13 +141,13 @@ def test_counts_above_trials():
         bvc.VCModel.from_formula("cbind(k, n - k) ~ 1 + (1|g)", d, family="binomial")
 
 
-def test_reml_and_nuts_refused():
+def test_reml_and_mode_refused():
     d, formula, kw = load("cbpp_binomial")
     m = bvc.VCModel.from_formula(formula, d, **kw)
     with pytest.raises(bvc.SpecificationError, match="REML is defined for Gaussian"):
         m.fit_reml()
     with pytest.raises(NotImplementedError, match="binomial"):
-        m.sample(draws=10, tune=10, chains=1)
+        m.fit_map()
 
 
 def test_cli_glmm_json(capsys):
