@@ -8,7 +8,7 @@ The package is a pipeline whose imports all point down (checked by import-linter
 from . import datasets as datasets
 from .design import Design, RandomTerm, build_design, design_from_arrays, sufficient_statistics
 from .errors import BoundaryFitWarning, RankDeficiencyWarning, SamplingWarning, SpecificationError
-from .estimators import fit_laplace, fit_map, fit_residual_by, fit_reml, make_devfun, optimize_deviance
+from .estimators import fit_laplace, fit_map, fit_map_glmm, fit_residual_by, fit_reml, make_devfun, optimize_deviance
 from .kernel import Kernel
 from .model import MixedLM, VCModel, compare_model, mixedlm
 from .priors import Exponential, Flat, HalfCauchy, HalfNormal, HalfStudentT, Normal, Prior, PriorSet
@@ -31,5 +31,5 @@ __all__ = [
     "Comparison", "variance_shares", "icc", "ranef", "sensitivity", "SensitivityResult", "prior_sweep",
     "SweepResult", "ComponentTest", "ConfIntResult", "component_verdicts", "ComponentVerdicts",
     "SweepResult", "MixedLM", "mixedlm", "fit_laplace", "GLMMResult", "fit_residual_by",
-    "ResidualByResult",
+    "ResidualByResult", "fit_map_glmm",
 ]

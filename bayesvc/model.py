@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from .design import Design, build_design, design_from_arrays
 from .errors import SpecificationError, fail
-from .estimators import bayes, fit_laplace, fit_residual_by, fit_map, fit_reml, plan_marginalization
+from .estimators import bayes, fit_laplace, fit_map_glmm, fit_residual_by, fit_map, fit_reml, plan_marginalization
 from .kernel import Kernel
 from .spec import ModelSpec, from_statsmodels, parse_lme4
 from .studies import component_verdicts, prior_sweep
@@ -177,6 +177,10 @@ class VCModel:
         >>> m.method, m.converged, list(m.sd.index)
         ('MAP', True, ['g'])
         """
+        if self.design.family != "gaussian":
+            if integrate_fixed:
+                fail("fit_map(integrate_fixed=True) is not available for GLMMs")
+            return fit_map_glmm(self.design, priors)
         _bayes_supported(self.design, "the posterior mode (fit_map())")
         return fit_map(self.design, priors, integrate_fixed=integrate_fixed, kernel=self.kernel)
 
@@ -273,8 +277,10 @@ def compare_model(model: VCModel, draws: int = 1000, tune: int = 1000, chains: i
     >>> c.methods, list(c.table.columns)[:4]
     (('REML', 'MAP', 'NUTS'), ['parameter', 'kind', 'reml', 'reml_se'])
     """
+    glmm = model.design.family != "gaussian"
     if reml is None:
-        reml = model.fit_reml()
+        reml = model.fit_ml() if glmm else model.fit_reml()  # a GLMM: Laplace ML
+    verdicts = verdicts and not glmm  # the component tests and profiles are Gaussian-only
     if mode is None and model.design.scalar:
         try:
             mode = model.fit_map(priors=priors)

@@ -69,3 +69,37 @@ def test_nuts_binomial_long_run_agrees_with_short():
         a, b = long[v].values.reshape(-1, long[v].shape[-1]), short[v].values.reshape(-1, short[v].shape[-1])
         se = np.sqrt(a.var(0) / (len(a) / 4) + b.var(0) / (len(b) / 4))
         assert np.all(np.abs(a.mean(0) - b.mean(0)) < 4 * se)
+
+
+def test_glmm_posterior_mode_near_laplace_ml():
+    """With many groups the prior matters little: the mode (random effects integrated out by
+    Laplace) is within a tenth of a standard error of the Laplace ML estimate."""
+    m = bvc.VCModel.from_formula("y ~ x + (1|g)", _poisson(60, 1), family="poisson")
+    ml, mode = m.fit_ml(), m.fit_map()
+    assert mode.converged and mode.method == "MAP"
+    for n in ("Intercept", "x"):
+        assert abs(mode.fe_params[n] - ml.fe_params[n]) < 0.1 * ml.bse_fe[n]
+    assert mode.bse_fe["x"] == pytest.approx(ml.bse_fe["x"], rel=0.05)
+    assert abs(mode.sd["g"] - np.sqrt(ml.vcomp["g"])) < 0.1 * np.sqrt(ml.vcomp["g"])
+    # latent-scale shares read the mode too
+    s = bvc.variance_shares(mode).set_index("component")
+    assert s.share.sum() == pytest.approx(1.0)
+
+
+def test_glmm_flat_priors_mode_equals_ml():
+    """With flat priors the posterior mode is the Laplace ML estimate (to optimizer tolerance)."""
+    m = bvc.VCModel.from_formula("y ~ x + (1|g)", _poisson(30, 4), family="poisson")
+    ml = m.fit_ml()
+    flat = m.fit_map(priors={"g": bvc.Flat(positive=True), "Intercept": bvc.Flat(positive=False), "x": bvc.Flat(positive=False)})
+    np.testing.assert_allclose(flat.fe_params.values, ml.fe_params.values, rtol=1e-4, atol=1e-6)
+    assert flat.sd["g"] ** 2 == pytest.approx(ml.vcomp["g"], rel=1e-3)
+
+
+def test_glmm_compare_table():
+    m = bvc.VCModel.from_formula("y ~ x + (1|g)", _poisson(30, 5), family="poisson")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c = m.compare(draws=100, tune=100, chains=1, random_seed=1)
+    assert c.methods == ("ML", "MAP", "NUTS")
+    t = c.table.set_index("parameter")
+    assert t.loc["Residual", "reml"] == pytest.approx(m.fit_ml().scale)  # latent residual variance

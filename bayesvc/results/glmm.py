@@ -113,6 +113,12 @@ class GLMMResult:
         return pd.DataFrame(np.diag(np.append(v.to_numpy(), 0.0)), index=names, columns=names)
 
     @property
+    def scale_se(self) -> float:
+        """0: the latent residual variance is a function of the family, not estimated (for the
+        comparison table)."""
+        return 0.0
+
+    @property
     def cov_re_se(self) -> dict:
         """No standard errors for correlated terms' covariances (NaN)."""
         return {k: v * np.nan for k, v in self.cov_re.items()}

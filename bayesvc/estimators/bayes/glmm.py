@@ -19,30 +19,11 @@ import xarray as xr
 
 from ...errors import SamplingWarning, fail, warn
 from ...kernel.glmm import log_density
-from ...priors import HalfNormal, Normal, Prior, PriorSet
+from ...priors import glmm_priors
 from ...results import PosteriorResult
 from ...validate import validate_sampling, validate_seed
 from .model import _fixed_effects, _sampled_term, coords_for
 from .sample import _quiet, run_nuts
-
-
-def glmm_priors(design, priors=None) -> PriorSet:
-    """Latent-scale defaults (module docstring), with ``priors`` (name -> Prior) overriding."""
-    sd = {c: HalfNormal(2.5) for c in design.component_names}
-    fixed = {}
-    for j, name in enumerate(design.fe_names):
-        rx = float(np.sqrt(np.mean(design.X[:, j] ** 2))) or 1.0
-        fixed[name] = Normal(0.0, 2.5 / rx)
-    for key, p in (priors or {}).items():
-        if not isinstance(p, Prior):
-            fail(f"priors[{key!r}] must be a Prior such as bvc.HalfNormal(1), got {p!r}")
-        if key in sd:
-            sd[key] = p
-        elif key in fixed:
-            fixed[key] = p
-        else:
-            fail(f"priors: unknown parameter {key!r}; components are {list(sd)}, fixed effects {list(fixed)}")
-    return PriorSet(sd, HalfNormal(1.0), fixed)
 
 
 def build_glmm_pymc(design, priors=None):
