@@ -33,6 +33,7 @@ DATA = os.path.join(os.path.dirname(_HERE), "tests", "data")
 DESIGNS = {
     "binomial": ("glmer_sim_binary.csv", "y ~ 1 + x + (1|subject) + (1|item)", "bernoulli",
                  ["subject", "item"]),
+    "poisson_sim": ("glmer_sim_pois_crossed.csv", "y ~ 1 + x + (1|a) + (1|b)", "poisson", ["a", "b"]),
     "poisson": ("grouseticks.csv", "TICKS ~ YEAR + cHEIGHT + (1|BROOD) + (1|LOCATION)", "poisson",
                 ["BROOD", "LOCATION", "YEAR", "INDEX"]),
 }

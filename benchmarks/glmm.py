@@ -30,6 +30,7 @@ DATA = HERE.parent / "tests" / "data"
 DESIGNS = {
     "binomial": ("glmer_sim_binary.csv", "y ~ 1 + x + (1|subject) + (1|item)", "binomial",
                  ["subject", "item"]),
+    "poisson_sim": ("glmer_sim_pois_crossed.csv", "y ~ 1 + x + (1|a) + (1|b)", "poisson", ["a", "b"]),
     "poisson": ("grouseticks.csv", "TICKS ~ YEAR + cHEIGHT + (1|BROOD) + (1|LOCATION)", "poisson",
                 ["BROOD", "LOCATION", "YEAR", "INDEX"]),
 }
@@ -66,9 +67,10 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--bambi", default="/work/.venv-bambi/bin/python")
     ap.add_argument("--json", default=str(HERE / "results_glmm.json"))
+    ap.add_argument("--designs", default=",".join(DESIGNS), help="comma-separated subset of the designs")
     args = ap.parse_args(argv)
     out = {}
-    for design in DESIGNS:
+    for design in args.designs.split(","):
         print(f"[{design}] bayesvc ...", file=sys.stderr, flush=True)
         b = run_bayesvc(design, args.draws, args.tune, args.chains, args.seed)
         print(f"[{design}] bambi ...", file=sys.stderr, flush=True)
