@@ -143,8 +143,9 @@ class VCModel:
             fail(f"fit() takes statsmodels' reml= and method= only; got {', '.join(sorted(kwargs))}")
         return self.fit_reml(reml=reml)
 
-    def fit_ml(self):
-        """ML fit: ``fit_reml(reml=False)``.
+    def fit_ml(self, nagq: int = 1):
+        """ML fit: ``fit_reml(reml=False)``. For a GLMM, ``nagq > 1`` integrates a single scalar
+        term by adaptive Gauss-Hermite quadrature with that many nodes (glmer's ``nAGQ``).
 
         Examples
         --------
@@ -152,6 +153,10 @@ class VCModel:
         >>> ml.method, bool(ml.vcomp["g"] < reml.vcomp["g"])    # ML shrinks variances
         ('ML', True)
         """
+        if nagq != 1:
+            if self.design.family == "gaussian":
+                fail("nagq applies to GLMMs (family='binomial' or 'poisson') only")
+            return fit_laplace(self.design, nagq=nagq)
         return self.fit_reml(reml=False)
 
     def build_pymc(self, priors=None, marginalize=True):

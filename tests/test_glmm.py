@@ -163,3 +163,30 @@ def test_cli_glmm_reml_is_an_error(capsys):
     rc = main(["fit", str(DATA / "cbpp.csv"), CASES["cbpp_binomial"][1], "--family", "binomial"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "REML" in err[0]
+
+
+@pytest.mark.parametrize("key", ["cbpp_binomial", "sim_pois_offset"])
+def test_agq25_equals_glmer(key):
+    """nAGQ = 25 against glmer's; glmer's AGQ logLik leaves out the saturated log-likelihood, so
+    compare ``logLik_full_scale`` (tests/data/README.md). Tolerances as for Laplace."""
+    ref = REF[key]["AGQ25"]
+    d, formula, kw = load(key)
+    r = bvc.VCModel.from_formula(formula, d, **kw).fit_ml(nagq=25)
+    assert r.llf == pytest.approx(ref["logLik_full_scale"], abs=1e-3)
+    np.testing.assert_allclose(r.theta, list(ref["theta"].values()), rtol=1e-3)
+    np.testing.assert_allclose(r.fe_params.values, list(ref["fixef"].values()), rtol=1e-3)
+    # the quadrature moves the fit away from Laplace (cbpp: 0.043 in logLik)
+    assert abs(r.llf - fit(key).llf) > 1e-2
+
+
+def test_agq_one_node_is_laplace():
+    from bayesvc.kernel.glmm import LaplaceGLMM
+    r = fit("cbpp_binomial")
+    lap = LaplaceGLMM(r.design)
+    assert lap.agq_deviance(r.theta, r.fe_params.values, 1)[0] == pytest.approx(-2 * r.llf, abs=1e-8)
+
+
+def test_agq_needs_one_scalar_term():
+    d, formula, kw = load("sim_pois_crossed")
+    with pytest.raises(bvc.SpecificationError, match="single scalar"):
+        bvc.VCModel.from_formula(formula, d, **kw).fit_ml(nagq=5)

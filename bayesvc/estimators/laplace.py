@@ -22,7 +22,8 @@ from ..design.covariance import (
     covariances, singular_terms, theta_lower_bounds, theta_start, vcomp_from_theta,
     zero_variance_components,
 )
-from ..errors import BoundaryFitWarning, warn
+from ..errors import BoundaryFitWarning, fail, warn
+from ..validate import validate_count
 from ..kernel.glmm import FAMILIES, LaplaceGLMM, glm_moments, log_density
 from ..results import OptSummary, RandomEffects
 from ..results.glmm import GLMMResult
@@ -50,7 +51,7 @@ def _hessian(fun, x, h=1e-4):
     return H
 
 
-def optimize_laplace(lap: LaplaceGLMM, theta0=None, beta0=None):
+def optimize_laplace(lap: LaplaceGLMM, theta0=None, beta0=None, nagq: int = 1):
     """Minimize the Laplace deviance over ``(theta, beta)``; returns ``(x, deviance, scipy result,
     evaluations)``."""
     nt = lap.n_theta
@@ -65,6 +66,8 @@ def optimize_laplace(lap: LaplaceGLMM, theta0=None, beta0=None):
         # a finite-difference step may cross theta_j = 0: the deviance is even in a scalar
         # term's theta (Lambda enters through Lambda Lambda'), so evaluate at |theta_j|
         th = np.where(lb == 0, np.abs(x[:nt]), x[:nt])
+        if nagq > 1:
+            return lap.agq_deviance(th, x[nt:], nagq)[0]
         return lap.deviance(th, x[nt:])[0]
 
     x0 = np.concatenate([theta0, beta0])
@@ -89,8 +92,9 @@ def _random_effects(lap, design, theta, beta) -> RandomEffects:
     return RandomEffects.from_arrays(design.terms, modes, covs)
 
 
-def fit_laplace(design: Design, theta0=None) -> GLMMResult:
-    """ML fit of a binomial or Poisson GLMM by the Laplace approximation (glmer, ``nAGQ = 1``).
+def fit_laplace(design: Design, theta0=None, nagq: int = 1) -> GLMMResult:
+    """ML fit of a binomial or Poisson GLMM by the Laplace approximation (glmer, ``nAGQ = 1``), or
+    with ``nagq > 1`` by adaptive Gauss-Hermite quadrature (a single scalar term only, as glmer).
 
     Examples
     --------
@@ -101,7 +105,16 @@ def fit_laplace(design: Design, theta0=None) -> GLMMResult:
     t0 = time.perf_counter()
     with threadpool_limits(1):
         lap = LaplaceGLMM(design)
-        x, dev, res, nev, fun = optimize_laplace(lap, theta0)
+        nagq = validate_count(nagq, "nagq")
+        if nagq > 1:
+            t = design.terms
+            if len(t) != 1 or not t[0].scalar:
+                fail(f"nAGQ = {nagq} needs a single scalar random-effect term such as (1|g); "
+                     "use nagq=1 (Laplace)")
+            x0, _, _, _, _ = optimize_laplace(lap, theta0)  # start at the Laplace fit
+            x, dev, res, nev, fun = optimize_laplace(lap, x0[:lap.n_theta], x0[lap.n_theta:], nagq=nagq)
+        else:
+            x, dev, res, nev, fun = optimize_laplace(lap, theta0)
         nt = lap.n_theta
         theta, beta = x[:nt], x[nt:]
         names = list(design.fe_names)
@@ -118,7 +131,8 @@ def fit_laplace(design: Design, theta0=None) -> GLMMResult:
                 cov_re[t.name] = pd.DataFrame(S, index=labels, columns=labels)
         ranef = _random_effects(lap, design, theta, beta)
     boundary = tuple(zero_variance_components(design.terms, theta))
-    opt = OptSummary(method="ML", optimizer="scipy L-BFGS-B + Nelder-Mead", gradient="finite differences",
+    opt = OptSummary(method="ML" if nagq == 1 else f"ML (nAGQ = {nagq})",
+                     optimizer="scipy L-BFGS-B + Nelder-Mead", gradient="finite differences",
                      theta_start=tuple(map(float, theta_start(design.terms))),
                      theta_final=tuple(map(float, theta)), deviance=dev, n_evals=nev,
                      converged=bool(np.isfinite(dev)), message=str(res.message), boundary=boundary,
