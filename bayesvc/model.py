@@ -225,6 +225,13 @@ class VCModel:
             with threadpool_limits(1):
                 return bayes.sample_glmm(self.design, priors=priors, draws=draws, tune=tune, chains=chains,
                                          random_seed=random_seed, sampler=sampler, progressbar=progressbar)
+        if self.design.residual_codes is not None:
+            if marginalize not in (True, "auto", False, "none"):
+                fail("residual_by= is sampled non-centered (every random effect sampled): pass marginalize=False")
+            with threadpool_limits(1):
+                return bayes.sample_residual_by(self.design, priors=priors, draws=draws, tune=tune,
+                                                chains=chains, random_seed=random_seed, sampler=sampler,
+                                                progressbar=progressbar)
         _bayes_supported(self.design, "NUTS (sample())")
         with threadpool_limits(1):
             return bayes.sample(self.design, priors=priors, draws=draws, tune=tune, chains=chains,
