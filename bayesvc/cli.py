@@ -48,6 +48,7 @@ import warnings
 import pandas as pd
 
 from .cli_predict import add_predict_command, run_predict
+from .cli_options import add_wider_args, wider_kwargs
 from .demo import run_demo
 from .errors import SpecificationError
 from .model import VCModel, compare_model
@@ -131,6 +132,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--missing", choices=("error", "drop"), default="error",
                    help="rows with missing values in the model's columns: error, or drop them "
                         "with a warning")
+    add_wider_args(p)
 
 
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
@@ -321,7 +323,7 @@ def _model_from_args(args):
         raise UsageError("--re-formula and --vc need --groups (the statsmodels-style grouping column)")
     data = _read_csv(args.data)
     return VCModel.from_formula(args.formula, data, groups=args.groups, re_formula=args.re_formula,
-                                vc_formula=vc, missing=args.missing)
+                                vc_formula=vc, missing=args.missing, **wider_kwargs(args))
 
 
 def _fit(args) -> int:

@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from .design import Design, build_design, design_from_arrays
 from .errors import SpecificationError, fail
-from .estimators import bayes, fit_map, fit_reml, plan_marginalization
+from .estimators import bayes, fit_laplace, fit_map_glmm, fit_residual_by, fit_map, fit_reml, plan_marginalization
 from .kernel import Kernel
 from .spec import ModelSpec, from_statsmodels, parse_lme4
 from .studies import component_verdicts, prior_sweep
@@ -48,20 +48,25 @@ class VCModel:
     """
 
     def __init__(self, endog=None, exog=None, groups=None, exog_re=None, exog_vc=None, *,
-                 design: Design | None = None):
+                 design: Design | None = None, weights=None):
         if design is None:
-            design = design_from_arrays(endog, exog, groups, exog_re, exog_vc)
+            design = design_from_arrays(endog, exog, groups, exog_re, exog_vc, weights=weights)
         self.design = design
 
     @classmethod
     def from_formula(cls, formula: str, data: pd.DataFrame, groups: str | None = None,
                      re_formula: str | None = None, vc_formula: dict | None = None,
-                     missing: str = "error") -> "VCModel":
+                     missing: str = "error", weights: str | None = None, family: str = "gaussian",
+                     offset: str | None = None, residual_by: str | None = None) -> "VCModel":
         """Build from an lme4-style formula (``"y ~ x + (1|g1/g2)"``), or statsmodels-style
         (``"y ~ x"`` with ``groups``, ``re_formula``, ``vc_formula``, as ``MixedLM.from_formula``).
 
         ``missing``: rows with missing values in used columns raise (``"error"``, default) or are
-        dropped with a warning (``"drop"``).
+        dropped with a warning (``"drop"``). ``weights``: a column of prior weights (residual
+        variance ``sigma^2 / w_i``, lme4's ``weights=``; the trials of a binomial proportion).
+        ``family``: ``"binomial"`` (logit) or ``"poisson"`` (log) for a GLMM fitted by Laplace ML
+        (:func:`bayesvc.fit_laplace`), with an optional ``offset`` column; see the GLMM docs page.
+        ``residual_by``: a factor with one residual SD per level (nlme's ``varIdent``).
 
         Examples
         --------
@@ -78,7 +83,8 @@ class VCModel:
             spec = from_statsmodels(formula, groups, re_formula, vc_formula)
         else:
             spec = parse_lme4(formula)
-        return cls(design=build_design(spec, data, missing=missing))
+        return cls(design=build_design(spec, data, missing=missing, weights=weights, family=family,
+                                       offset=offset, residual_by=residual_by))
 
     @property
     def spec(self) -> ModelSpec | None:
@@ -88,6 +94,7 @@ class VCModel:
     @cached_property
     def kernel(self) -> Kernel:
         """The collapsed-likelihood kernel (built once, shared by every estimator)."""
+        _bayes_supported(self.design, "the collapsed Gaussian kernel")
         return Kernel(self.design)
 
     def _kernel_if_needed(self, marginalize) -> Kernel | None:
@@ -104,6 +111,13 @@ class VCModel:
         >>> r.method, r.converged, list(r.vcomp.index), model.fit_reml(reml=False).method
         ('REML', True, ['g'], 'ML')
         """
+        if self.design.family != "gaussian":
+            if reml:
+                fail(f"REML is defined for Gaussian responses only; fit the {self.design.family} GLMM "
+                     "by Laplace ML: fit_ml() or fit_reml(reml=False)")
+            return fit_laplace(self.design)
+        if self.design.residual_codes is not None:
+            return fit_residual_by(self.design, reml=reml)
         return fit_reml(self.design, reml=reml, kernel=self.kernel)
 
     def fit(self, reml: bool = True, method=None, **kwargs):
@@ -134,8 +148,9 @@ class VCModel:
                 return VCModel(design=design).fit_reml(reml=reml)
         return self.fit_reml(reml=reml)
 
-    def fit_ml(self):
-        """ML fit: ``fit_reml(reml=False)``.
+    def fit_ml(self, nagq: int = 1):
+        """ML fit: ``fit_reml(reml=False)``. For a GLMM, ``nagq > 1`` integrates a single scalar
+        term by adaptive Gauss-Hermite quadrature with that many nodes (glmer's ``nAGQ``).
 
         Examples
         --------
@@ -143,6 +158,10 @@ class VCModel:
         >>> ml.method, bool(ml.vcomp["g"] < reml.vcomp["g"])    # ML shrinks variances
         ('ML', True)
         """
+        if nagq != 1:
+            if self.design.family == "gaussian":
+                fail("nagq applies to GLMMs (family='binomial' or 'poisson') only")
+            return fit_laplace(self.design, nagq=nagq)
         return self.fit_reml(reml=False)
 
     def build_pymc(self, priors=None, marginalize=True):
@@ -154,6 +173,7 @@ class VCModel:
         >>> [v.name for v in model.build_pymc().free_RVs]
         ['beta', 'sigma', 'sd_g']
         """
+        _bayes_supported(self.design, "build_pymc()")
         return bayes.build_pymc(self.design, priors, marginalize=marginalize,
                                 kernel=self._kernel_if_needed(marginalize)).model
 
@@ -167,6 +187,11 @@ class VCModel:
         >>> m.method, m.converged, list(m.sd.index)
         ('MAP', True, ['g'])
         """
+        if self.design.family != "gaussian":
+            if integrate_fixed:
+                fail("fit_map(integrate_fixed=True) is not available for GLMMs")
+            return fit_map_glmm(self.design, priors)
+        _bayes_supported(self.design, "the posterior mode (fit_map())")
         return fit_map(self.design, priors, integrate_fixed=integrate_fixed, kernel=self.kernel)
 
     def marginalization(self, marginalize=True):
@@ -201,6 +226,20 @@ class VCModel:
         >>> p.method, p.chains, p.draws, list(p.param_summary().index)
         ('NUTS', 1, 100, ['Intercept', 'g', 'Residual'])
         """
+        if self.design.family != "gaussian":
+            if marginalize not in (True, "auto", False, "none"):
+                fail("a GLMM is sampled non-centered (every random effect sampled): pass marginalize=False")
+            with threadpool_limits(1):
+                return bayes.sample_glmm(self.design, priors=priors, draws=draws, tune=tune, chains=chains,
+                                         random_seed=random_seed, sampler=sampler, progressbar=progressbar)
+        if self.design.residual_codes is not None:
+            if marginalize not in (True, "auto", False, "none"):
+                fail("residual_by= is sampled non-centered (every random effect sampled): pass marginalize=False")
+            with threadpool_limits(1):
+                return bayes.sample_residual_by(self.design, priors=priors, draws=draws, tune=tune,
+                                                chains=chains, random_seed=random_seed, sampler=sampler,
+                                                progressbar=progressbar)
+        _bayes_supported(self.design, "NUTS (sample())")
         with threadpool_limits(1):
             return bayes.sample(self.design, priors=priors, draws=draws, tune=tune, chains=chains,
                                 random_seed=random_seed, sampler=sampler, marginalize=marginalize,
@@ -269,8 +308,10 @@ def compare_model(model: VCModel, draws: int = 1000, tune: int = 1000, chains: i
     >>> c.methods, list(c.table.columns)[:4]
     (('REML', 'MAP', 'NUTS'), ['parameter', 'kind', 'reml', 'reml_se'])
     """
+    glmm = model.design.family != "gaussian"
     if reml is None:
-        reml = model.fit_reml()
+        reml = model.fit_ml() if glmm else model.fit_reml()  # a GLMM: Laplace ML
+    verdicts = verdicts and not glmm  # the component tests and profiles are Gaussian-only
     if mode is None and model.design.scalar:
         try:
             mode = model.fit_map(priors=priors)
@@ -285,6 +326,16 @@ def compare_model(model: VCModel, draws: int = 1000, tune: int = 1000, chains: i
                                negligible=negligible, alpha=alpha,
                                kernel=model.kernel if model.design.scalar else None)
     return compare(reml=reml, mode=mode, posterior=posterior, ci_prob=ci_prob, ci_kind=ci_kind, verdicts=v)
+
+
+def _bayes_supported(design, what: str) -> None:
+    """GLMMs and ``residual_by=`` have REML/ML (Laplace ML) only so far."""
+    if design.family != "gaussian":
+        raise NotImplementedError(f"{what} is not available for family={design.family!r} yet: fit "
+                                  "the GLMM by Laplace ML (fit_ml())")
+    if design.residual_codes is not None:
+        raise NotImplementedError(f"{what} is not available with residual_by= yet: fit by REML or ML "
+                                  "(fit_reml())")
 
 
 def _groups_as_column(data, groups) -> tuple[pd.DataFrame, str]:

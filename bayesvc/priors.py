@@ -404,3 +404,28 @@ def resolve_priors(design, priors=None) -> PriorSet:
             fail(f"priors: unknown parameter {key!r}; components are {list(sd)}, fixed effects "
                  f"{list(fixed)}, or 'Residual' / 'fixed'")
     return PriorSet(sd, residual, fixed)
+
+
+def glmm_priors(design, priors=None) -> PriorSet:
+    """Default priors of a binomial or Poisson GLMM, on the latent (link) scale:
+    ``Normal(0, 2.5 / rms(x_j))`` per fixed effect and ``HalfNormal(2.5)`` per component SD (the
+    residual entry is unused); ``priors`` (name -> Prior) overrides.
+
+    >>> glmm_priors(model.design).sd["g"]
+    HalfNormal(sigma=2.5)
+    """
+    sd = {c: HalfNormal(2.5) for c in design.component_names}
+    fixed = {}
+    for j, name in enumerate(design.fe_names):
+        rx = float(np.sqrt(np.mean(design.X[:, j] ** 2))) or 1.0
+        fixed[name] = Normal(0.0, 2.5 / rx)
+    for key, p in (priors or {}).items():
+        if not isinstance(p, Prior):
+            fail(f"priors[{key!r}] must be a Prior such as bvc.HalfNormal(1), got {p!r}")
+        if key in sd:
+            sd[key] = p
+        elif key in fixed:
+            fixed[key] = p
+        else:
+            fail(f"priors: unknown parameter {key!r}; components are {list(sd)}, fixed effects {list(fixed)}")
+    return PriorSet(sd, HalfNormal(1.0), fixed)

@@ -15,6 +15,7 @@ from ..errors import fail
 from ..spec import ModelSpec, RETerm
 from . import checks
 from .design import Design, RandomTerm
+from .family import binomial_response, offset_column, poisson_response, validate_family
 
 _INDICATOR = re.compile(r"^\s*(?:0\s*\+\s*C\((\w+)\)|C\((\w+)\)\s*-\s*1|-1\s*\+\s*C\((\w+)\))\s*$")
 
@@ -118,8 +119,14 @@ def _vc_term(t: RETerm, data: pd.DataFrame) -> RandomTerm:
     return RandomTerm(t.name, t.name, ("",), (t.name,), levels, Z, correlated=False)
 
 
-def build_design(spec: ModelSpec, data: pd.DataFrame, missing: str = "error") -> Design:
+def build_design(spec: ModelSpec, data: pd.DataFrame, missing: str = "error", weights=None,
+                 family: str = "gaussian", offset: str | None = None, residual_by: str | None = None) -> Design:
     """Validate ``data`` against ``spec`` and build the :class:`Design`.
+
+    ``weights`` names a column of prior weights (residual variance ``sigma^2 / w_i``, as lme4's
+    ``lmer(..., weights = w)``); they must be positive. ``family`` ``"binomial"`` or ``"poisson"``
+    makes a GLMM design (:mod:`bayesvc.design.family`), with an optional ``offset`` column.
+    ``residual_by`` names a factor with one residual SD per level (nlme's ``varIdent``).
 
     Examples
     --------
@@ -132,11 +139,30 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, missing: str = "error") ->
     if not isinstance(data, pd.DataFrame):
         fail(f"data must be a pandas DataFrame, got {type(data).__name__}")
     checks.check_not_empty(data)
-    cols = spec.columns
+    family = validate_family(family)
+    if offset is not None and family == "gaussian":
+        fail("offset= needs family='binomial' or 'poisson'")
+    if residual_by is not None and family != "gaussian":
+        fail("residual_by= needs family='gaussian' (a GLMM has no residual variance)")
+    cols = spec.columns + [c for c in (offset, residual_by) if c is not None and c not in spec.columns]
     checks.check_columns(data, cols, f"formula {spec.formula!r}")
+    if weights is not None:
+        if not isinstance(weights, str):
+            fail(f"weights must name a column of data, got {type(weights).__name__}")
+        checks.check_columns(data, [weights], "weights")
+        checks.check_weights(data[weights], weights, len(data))  # before rows are dropped
+        cols = cols + [weights] if weights not in cols else cols
     data, n_drop = checks.handle_missing(data, cols, missing)
     data = data.reset_index(drop=True)
-    y = checks.check_response(data[spec.response], spec.response)
+    w = None if weights is None else checks.check_weights(data[weights], weights, len(data))
+    if family == "binomial":
+        y, w = binomial_response(spec, data, w)
+    elif family == "poisson":
+        y = poisson_response(spec, data, w)
+    else:
+        if spec.cbind:
+            fail("cbind(k, n - k) is a binomial response: pass family='binomial'")
+        y = checks.check_response(data[spec.response], spec.response)
     try:
         dm = formulae.design_matrices(f"`{spec.response}` ~ {spec.fixed}", data, na_action="error")
     except Exception as err:
@@ -152,5 +178,13 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, missing: str = "error") ->
         groups = data[spec.groups].to_numpy()
     else:
         groups = _factorize(data, spec.re_terms[0].factor)[0]
+    off = None if offset is None else offset_column(data, offset)
+    rcodes = rlevels = None
+    if residual_by is not None:
+        rcodes, rlevels = _factorize(data, (residual_by,))
+        if len(rlevels) < 2:
+            fail(f"residual_by {residual_by!r} has {len(rlevels)} level; one residual SD per level needs 2 or more")
+        rlevels = tuple(rlevels)
     return Design(y, X, tuple(names), tuple(terms), spec.response, groups, tuple(dropped), n_drop, spec,
-                  fixed_encoding=dm.common)
+                  fixed_encoding=dm.common, weights=w, family=family, offset=off, residual_codes=rcodes,
+                  residual_levels=rlevels, residual_name=residual_by)

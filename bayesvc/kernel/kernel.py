@@ -69,6 +69,9 @@ class Kernel:
         ``Z1'[X y]`` and ``Z_rest'[X y]``.
     rest_theta_idx : ndarray or None
         Scalar designs: theta index of every rest column.
+    log_weight_sum : float
+        ``sum(log w_i)`` of the prior weights (0 without weights): the cross-products are those of
+        the rows scaled by ``sqrt(w_i)``, and ``log|V| = log|V~| - sum(log w_i)``.
 
     Examples
     --------
@@ -110,6 +113,8 @@ class Kernel:
         self.terms = design.terms
         self.slices = theta_slices(design.terms)
         self.n, self.p = design.nobs, design.k_fe
+        w = design.weights
+        self.log_weight_sum = 0.0 if w is None else float(np.sum(np.log(w)))
         self.rz, self.m = st.q_rest, st.Arr.shape[0]
         self.n_theta = sum(t.n_theta for t in design.terms)
         self.n_comp = len(design.terms)
