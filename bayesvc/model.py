@@ -15,6 +15,8 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from .design import Design, build_design, design_from_arrays
+from .design.outofcore import is_out_of_core
+from .design.summary import summary_design
 from .errors import SpecificationError, fail
 from .estimators import bayes, fit_map, fit_reml, plan_marginalization
 from .kernel import Kernel
@@ -78,6 +80,8 @@ class VCModel:
             spec = from_statsmodels(formula, groups, re_formula, vc_formula)
         else:
             spec = parse_lme4(formula)
+        if is_out_of_core(data):  # a dask DataFrame or Parquet path/glob: one dask pass
+            return cls(design=summary_design(spec, data, missing=missing))
         return cls(design=build_design(spec, data, missing=missing))
 
     @property
