@@ -264,9 +264,12 @@ def as_dask_frame(data):
 
     if isinstance(data, (str, os.PathLike, list, tuple)):
         try:
-            return dd.read_parquet(data if not isinstance(data, os.PathLike) else os.fspath(data))
+            data_ = dd.read_parquet(data if not isinstance(data, os.PathLike) else os.fspath(data))
         except (OSError, ValueError) as err:
             fail(f"data: cannot read Parquet from {data!r}: {str(err).splitlines()[0]}")
+        if len(data_.columns) == 0:
+            fail(f"data: no Parquet files with columns at {data!r}")
+        return data_
     return data
 
 
