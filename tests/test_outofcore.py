@@ -211,3 +211,14 @@ def test_nuts_on_the_statistics():
     assert np.all(np.abs(beta.mean(0) - r.fe_params.to_numpy()) < 1.5 * beta.std(0))
     sig = post["sigma"].values.ravel()
     assert abs(sig.mean() - np.sqrt(r.scale)) < 1.5 * sig.std()
+
+
+def test_chibar_test_from_the_statistics_as_in_memory():
+    d = simulated("crossed")
+    f = "y ~ x + (1 + x||a) + (1|b)"
+    ooc = bvc.VCModel.from_formula(f, data=dd.from_pandas(d, npartitions=3)).fit_reml()
+    mem = bvc.VCModel.from_formula(f, data=d).fit_reml()
+    for comp in ("b", "x|a"):
+        t1, t0 = ooc.test_component(comp, method="chibar"), mem.test_component(comp, method="chibar")
+        assert t1.statistic == pytest.approx(t0.statistic, rel=1e-6, abs=1e-8)
+    assert "needs the rows" in _message(lambda: ooc.test_component("b", method="exact"))

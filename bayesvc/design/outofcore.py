@@ -24,6 +24,8 @@ True
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
 from dataclasses import dataclass
 
@@ -284,3 +286,38 @@ def compute_stats(ddf, plan: Plan, split_every: int = SPLIT_EVERY) -> Partial:
     while len(level) > 1:
         level = [dask.delayed(merger)(*level[i:i + split_every]) for i in range(0, len(level), split_every)]
     return level[0].compute()
+
+
+def is_parquet_path(path: str) -> bool:
+    """A Parquet file, a glob, or a directory of Parquet files (a path for the out-of-core path).
+
+    >>> is_parquet_path("data/*.parquet"), is_parquet_path("data.csv")
+    (True, False)
+    """
+    if any(ch in path for ch in "*?["):
+        return True
+    if os.path.isdir(path):
+        return bool(glob.glob(os.path.join(path, "*.parquet")) or glob.glob(os.path.join(path, "*.pq")))
+    return path.endswith((".parquet", ".pq"))
+
+
+@contextlib.contextmanager
+def dask_scheduler(address: str | None):
+    """Run dask passes on the dask.distributed scheduler at ``address`` (dask's default if None)."""
+    if address is None:
+        yield
+        return
+    try:
+        import dask
+        from distributed import Client
+    except ImportError:
+        fail("a scheduler address needs dask.distributed: pip install 'bayesvc[dask]'")
+    try:
+        client = Client(address, timeout="10s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as err:
+        fail(f"cannot connect to the dask scheduler at {address}: {str(err).splitlines()[0] if str(err) else type(err).__name__}")
+    try:
+        with dask.config.set(scheduler=client):
+            yield
+    finally:
+        client.close()

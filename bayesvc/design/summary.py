@@ -9,7 +9,7 @@ the rows (``y``, ``X``, ``Z``: fitted values, residuals, pointwise log-likelihoo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -93,6 +93,9 @@ class SummaryDesign:
     dropped_fe: tuple[str, ...] = ()
     n_dropped_missing: int = 0
     spec: ModelSpec | None = None
+    M: sp.csr_matrix = field(default=None, repr=False)  # W'W of every column (outofcore.py)
+    term_cols: tuple = field(default=(), repr=False)  # each term's columns of M, level-major
+    xcols: np.ndarray = field(default=None, repr=False)  # X's columns of M
     groups = None
     has_rows = False
 
@@ -114,6 +117,23 @@ class SummaryDesign:
         """Standard deviation of the response (ddof 0)."""
         mean, rms = self.y_moments
         return float(np.sqrt(max(rms**2 - mean**2, 0.0)))
+
+    def drop_coefficient(self, i: int, j: int) -> "SummaryDesign":
+        """The design without coefficient ``j`` of term ``i`` (the whole term when it has one):
+        the null model of a test that the component is zero, cut out of the same ``W'W``."""
+        t, cols = self.terms[i], list(self.term_cols)
+        terms = list(self.terms)
+        if t.p == 1:
+            del terms[i], cols[i]
+        else:
+            keep = [k for k in range(t.p) if k != j]
+            cols[i] = cols[i].reshape(t.n_levels, t.p)[:, keep].ravel()
+            terms[i] = replace(t, coef_names=tuple(t.coef_names[k] for k in keep), correlated=False,
+                               component_names=tuple(t.component_names[k] for k in keep))
+        if not terms:
+            needs_rows("a model without random effects")
+        stats = _stats(terms, self.M, cols, list(self.xcols), self.nobs)
+        return replace(self, stats=stats, terms=tuple(terms), term_cols=tuple(cols), spec=None)
 
     @property
     def y(self):
@@ -207,13 +227,13 @@ def _terms(spec: ModelSpec, plan, part, offs) -> list[SummaryTerm]:
     return out
 
 
-def _stats(terms, M: sp.csr_matrix, offs, xcols: list[int], n: int) -> SufficientStats:
-    """The blocks :func:`~bayesvc.design.sufficient_statistics` computes, cut out of ``W'W``."""
+def _stats(terms, M: sp.csr_matrix, term_cols, xcols: list[int], n: int) -> SufficientStats:
+    """The blocks :func:`~bayesvc.design.sufficient_statistics` computes, cut out of ``W'W``
+    (``term_cols``: each term's columns, level-major; y is the last column)."""
     first = max(range(len(terms)), key=lambda i: terms[i].q)
     rest = sorted((i for i in range(len(terms)) if i != first), key=lambda i: -terms[i].q)
-    cols = lambda i: np.arange(offs[i], offs[i + 1])  # noqa: E731
-    ix = np.concatenate([cols(i) for i in rest] + [np.asarray(xcols, int), [offs[-1] - 1]]).astype(int)
-    z1 = cols(first)
+    ix = np.concatenate([term_cols[i] for i in rest] + [np.asarray(xcols, int), [M.shape[0] - 1]]).astype(int)
+    z1 = term_cols[first]
     Arr = M[ix][:, ix].toarray()
     C1 = M[ix][:, z1].tocsr()
     C1.eliminate_zeros()
@@ -245,10 +265,12 @@ def assemble(spec: ModelSpec, plan, part) -> SummaryDesign:
     dropped = tuple(names[j] for j in range(len(names)) if j not in keep)
     xcols, names = [xcols[j] for j in keep], [names[j] for j in keep]
     terms = _terms(spec, plan, part, offs)
-    stats = _stats(terms, M, offs, xcols, n)
+    term_cols = tuple(np.arange(offs[i], offs[i + 1]) for i in range(len(terms)))
+    stats = _stats(terms, M, term_cols, xcols, n)
     x_rms = np.sqrt(M.diagonal()[xcols] / n)
     return SummaryDesign(stats, tuple(names), tuple(terms), spec.response, terms[0].counts,
-                         (float(mean), float(np.sqrt(syy / n))), x_rms, dropped, part.na_rows, spec)
+                         (float(mean), float(np.sqrt(syy / n))), x_rms, dropped, part.na_rows, spec,
+                         M, term_cols, np.asarray(xcols))
 
 
 def summary_design(spec: ModelSpec, data, missing: str = "error", split_every: int | None = None) -> SummaryDesign:
