@@ -50,6 +50,7 @@ import pandas as pd
 from .cli_predict import add_predict_command, run_predict
 from .cli_options import add_wider_args, wider_kwargs
 from .demo import run_demo
+from .design.outofcore import dask_scheduler, is_parquet_path
 from .errors import SpecificationError
 from .model import VCModel, compare_model
 from .studies import prior_sweep, sample_cached, sensitivity
@@ -121,7 +122,8 @@ _positive_int = _int_at_least(1)
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     """DATA.csv, FORMULA and the model-building options (shared by fit and compare)."""
-    p.add_argument("data", metavar="DATA.csv", help="CSV file with a header row")
+    p.add_argument("data", metavar="DATA.csv", help="CSV file with a header row, or Parquet files "
+                   "(path, directory or quoted glob 'data/*.parquet': one dask pass, data beyond memory)")
     p.add_argument("formula", metavar="FORMULA", help="model formula, quoted")
     p.add_argument("--groups", metavar="G", help="statsmodels style: the grouping column (default: none, an lme4-style FORMULA)")
     p.add_argument("--re-formula", metavar="F", dest="re_formula",
@@ -133,6 +135,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help="rows with missing values in the model's columns: error, or drop them "
                         "with a warning")
     add_wider_args(p)
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="Parquet data: run the pass on this dask.distributed scheduler (tcp://host:8786)")
 
 
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
@@ -321,9 +325,16 @@ def _model_from_args(args):
     vc = _parse_vc(args.vc)
     if (vc or args.re_formula is not None) and args.groups is None:
         raise UsageError("--re-formula and --vc need --groups (the statsmodels-style grouping column)")
+    if is_parquet_path(args.data):  # data beyond memory: one dask pass (design/outofcore.py)
+        with dask_scheduler(args.scheduler):
+            return VCModel.from_formula(args.formula, args.data, groups=args.groups,
+                                        re_formula=args.re_formula, vc_formula=vc, missing=args.missing)
+    if args.scheduler is not None:
+        raise UsageError("--scheduler needs Parquet data (a .parquet path, directory or glob)")
     data = _read_csv(args.data)
     return VCModel.from_formula(args.formula, data, groups=args.groups, re_formula=args.re_formula,
                                 vc_formula=vc, missing=args.missing, **wider_kwargs(args))
+
 
 
 def _fit(args) -> int:

@@ -15,6 +15,8 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from .design import Design, build_design, design_from_arrays
+from .design.outofcore import is_out_of_core
+from .design.summary import summary_design
 from .errors import SpecificationError, fail
 from .estimators import bayes, fit_laplace, fit_map_glmm, fit_residual_by, fit_map, fit_reml, plan_marginalization
 from .kernel import Kernel
@@ -83,6 +85,13 @@ class VCModel:
             spec = from_statsmodels(formula, groups, re_formula, vc_formula)
         else:
             spec = parse_lme4(formula)
+        if is_out_of_core(data):  # a dask DataFrame or Parquet path/glob: one dask pass
+            wider = {"weights": weights, "offset": offset, "residual_by": residual_by}
+            given = [k for k, v in wider.items() if v is not None] + (["family"] if family != "gaussian" else [])
+            if given:
+                fail(f"{given[0]}: not supported for dask or Parquet data yet (the out-of-core pass builds "
+                     "Gaussian designs with unit weights); load the data with pandas")
+            return cls(design=summary_design(spec, data, missing=missing))
         return cls(design=build_design(spec, data, missing=missing, weights=weights, family=family,
                                        offset=offset, residual_by=residual_by))
 

@@ -358,13 +358,17 @@ class PriorSet:
 
 def default_priors(design) -> PriorSet:
     """The data-scaled defaults of the module docstring."""
-    y = design.y
-    sy = float(np.std(y)) or 1.0
-    ry = float(np.sqrt(np.mean(y**2))) or 1.0
+    if getattr(design, "has_rows", True):
+        y = design.y
+        sy, ry = float(np.std(y)), float(np.sqrt(np.mean(y**2)))
+        x_rms = np.sqrt(np.mean(design.X**2, axis=0))
+    else:  # out of core: the same moments from the cross-products
+        sy, ry, x_rms = design.y_sd, design.y_moments[1], design.x_rms
+    sy, ry = sy or 1.0, ry or 1.0
     sd = {c: HalfNormal(2.5 * sy) for c in design.component_names}
     fixed = {}
     for j, name in enumerate(design.fe_names):
-        rx = float(np.sqrt(np.mean(design.X[:, j] ** 2))) or 1.0
+        rx = float(x_rms[j]) or 1.0
         fixed[name] = Normal(0.0, 2.5 * ry / rx)
     return PriorSet(sd, HalfNormal(2.5 * sy), fixed)
 

@@ -56,7 +56,7 @@ def coords_for(design) -> dict:
     terms with several coefficients, ``<term>_coef`` and (correlated terms) ``<term>_pair``, the
     pairs ``"<coef j>,<coef i>"`` of the lower triangle by rows."""
     coords = {"fixed": list(design.fe_names), "component": design.component_names,
-              "obs": np.arange(design.nobs)}
+              **({"obs": np.arange(design.nobs)} if getattr(design, "has_rows", True) else {})}
     for t in design.terms:
         coords[f"{t.name}_level"] = [str(x) for x in t.levels]
         if t.p > 1:

@@ -128,13 +128,18 @@ def _to_datatree(design, ps, post, sample_stats, re_draws, log_likelihood) -> xr
     groups = {"posterior": post, "sample_stats": sample_stats}
     n_samples = post.sizes["chain"] * post.sizes["draw"]
     affordable = n_samples * design.nobs <= MAX_POINTWISE
-    want_ll = log_likelihood is True or (log_likelihood == "auto" and affordable)
+    rows = getattr(design, "has_rows", True)
+    if log_likelihood is True and not rows:
+        fail("log_likelihood=True: the pointwise log-likelihood needs the rows, which a model fitted "
+             "from out-of-core data (dask) does not hold; pass log_likelihood=False")
+    want_ll = rows and (log_likelihood is True or (log_likelihood == "auto" and affordable))
     if want_ll and re_draws and len(next(iter(re_draws.values()))[0]) == post.sizes["draw"]:
         ll = pointwise_loglik(design, post, re_draws)
         groups["log_likelihood"] = xr.Dataset({"y": (("chain", "draw", "obs"), ll)},
                                               coords={"chain": post.chain, "draw": post.draw})
     groups["log_prior"] = log_prior_dataset(ps, post, design)
-    groups["observed_data"] = xr.Dataset({"y": (("obs",), design.y)})
+    if rows:
+        groups["observed_data"] = xr.Dataset({"y": (("obs",), design.y)})
     return xr.DataTree.from_dict({k: xr.DataTree(v) for k, v in groups.items()})
 
 
