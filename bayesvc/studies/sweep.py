@@ -33,7 +33,7 @@ from threadpoolctl import threadpool_limits
 
 from ..errors import fail
 from ..estimators.bayes import sample
-from ..estimators.bayes.cache import cached_build, design_token
+from ..estimators.bayes.cache import cached_build, design_token, set_priors
 from ..estimators.parallel import executor_pool
 from ..priors import Prior, PriorSet, resolve_priors, sd_family
 from ..validate import validate_choice, validate_ci_prob, validate_sampling, validate_seed
@@ -111,7 +111,7 @@ def _fit_point(task: dict) -> dict:
     vcmodel, ps = task["vcmodel"], task["priors"]
     kernel = vcmodel.kernel if vcmodel.design.scalar else None
     built, compiled, t_compile = cached_build(vcmodel.design, task["build_priors"], kernel, task["token"])
-    compiled = compiled.with_data(**ps.data(built.model.named_vars))
+    compiled = set_priors(built, compiled, ps)
     with threadpool_limits(1):
         t1 = time.perf_counter()
         # one random-effect draw per chain: the sweep summarises SDs and fixed effects only
