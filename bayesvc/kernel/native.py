@@ -169,12 +169,15 @@ _EXPAND_SIG = types.int64(types.uint64, types.uint64, types.CPointer(types.doubl
 
 
 def _logp_callback(dim, x_, grad_, logp_, user_data):
-    """nutpie's log-density callback (0: ok, 4: not finite)."""
+    """nutpie's log-density callback (0: ok, 1: failed, 3/4: gradient / value not finite)."""
     h = carray(user_data, (_HEAD + 4 * 22,), np.int64)
     x = carray(x_, (dim,))
     grad = carray(grad_, (dim,))
     out = carray(logp_, (1,))
-    v = log_posterior(x, h, grad)
+    try:
+        v = log_posterior(x, h, grad)
+    except Exception:  # noqa: BLE001 - a factorization that failed inside LAPACK: reject the point
+        return 1
     out[0] = v
     if not np.isfinite(v):
         return 4
