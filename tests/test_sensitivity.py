@@ -17,6 +17,7 @@ import bayesvc as bvc
 import bayesvc.estimators.bayes.cache as bayes_cache
 from bayesvc.cli import main
 from bayesvc.estimators.bayes import clear_cache
+from bayesvc.kernel import native
 from bayesvc.studies import SweepResult, prior_sweep, sample_cached
 from bayesvc.studies.sensitivity import DIAGNOSES, SensitivityResult, sensitivity
 
@@ -68,10 +69,12 @@ def sweep(model):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            sw = prior_sweep(model, scales=SCALES, random_seed=5, **KW)
+            before = native.COMPILATIONS["callbacks"]
+            sw = prior_sweep(model, scales=SCALES, random_seed=5, reweight=False, **KW)
     finally:
         bayes_cache.compile_nutpie = real
-    return sw, len(calls)
+    # PyTensor graphs compiled, plus the native callbacks (once per process, if not loaded yet)
+    return sw, len(calls) + native.COMPILATIONS["callbacks"] - before
 
 
 def test_data_set_is_at_the_boundary(model):
@@ -85,7 +88,7 @@ def test_data_set_is_at_the_boundary(model):
 def test_sweep_compiles_once_and_reuses_the_compiled_model(sweep):
     sw, compilations = sweep
     assert isinstance(sw, SweepResult)
-    assert compilations == 1
+    assert compilations <= 1  # the full collapse: only the native callbacks, at most once per process
     t = sw.timings
     assert len(t) == len(SCALES)
     # only the first grid point compiled; every later one reused the compiled object
@@ -144,7 +147,7 @@ def test_sweep_on_a_dask_cluster_matches_threads(sweep, model, compile_counter):
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        dk = prior_sweep(model, scales=SCALES[1:3], random_seed=5, executor=client, **KW)
+        dk = prior_sweep(model, scales=SCALES[1:3], random_seed=5, executor=client, reweight=False, **KW)
     assert dk.executor == "dask"
     assert compile_counter == []  # in-process workers reuse the compiled model
     cols = ["scale", "parameter", "mean", "median", "lower", "upper"]
