@@ -95,7 +95,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                         "with a warning")
     add_wider_args(p)
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                   help="Parquet data: run the pass on this dask.distributed scheduler (tcp://host:8786)")
+                   help="Parquet data: run the pass on this dask.distributed scheduler (tcp://host:8786; "
+                        "default: none, in this process)")
 
 
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:

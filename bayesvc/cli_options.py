@@ -6,10 +6,13 @@ from __future__ import annotations
 import argparse
 
 WIDER = (("--weights", "COL", "prior weights: residual variance sigma^2 / w (lme4's weights=); the trials "
-                               "of a binomial proportion"),
-         ("--residual-by", "COL", "one residual SD per level of COL (nlme's varIdent(form = ~ 1 | COL))"),
-         ("--family", None, "binomial (logit) or poisson (log): a GLMM by Laplace ML (--method ml)"),
-         ("--offset", "COL", "GLMM offset column, added to the linear predictor (e.g. log exposure)"))
+                               "of a binomial proportion (default: none, unit weights)"),
+         ("--residual-by", "COL", "one residual SD per level of COL (nlme's varIdent(form = ~ 1 | COL); "
+                                  "default: none)"),
+         ("--family", None, "binomial (logit) or poisson (log): a GLMM by Laplace ML (--method ml) "
+                            "(default: gaussian)"),
+         ("--offset", "COL", "GLMM offset column, added to the linear predictor (e.g. log exposure; "
+                             "default: none)"))
 
 
 def add_wider_args(p: argparse.ArgumentParser) -> None:

@@ -32,7 +32,7 @@ def add_predict_command(sub, add_model_args, add_sampling_args, formatter) -> No
                     'line is {"predictions": [{"row", "mean", "lower", "upper"}, ...]}.')
     add_model_args(p)
     p.add_argument("--newdata", required=True, metavar="NEW.csv", help="CSV file of rows to predict")
-    p.add_argument("--method", choices=("reml", "nuts"), default="reml", help="REML (default) or NUTS")
+    p.add_argument("--method", choices=("reml", "nuts"), default="reml", help="REML or NUTS")
     p.add_argument("--no-random-effects", action="store_true", dest="no_random_effects",
                    help="predict X beta only (lme4's re.form = NA)")
     p.add_argument("--new-levels", choices=("population", "error", "sample"), default="population",
