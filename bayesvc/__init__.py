@@ -21,6 +21,7 @@ from .studies import SensitivityResult, SweepResult, prior_sweep, sensitivity
 from .studies import ComponentVerdicts, component_verdicts
 from .studies.sbc import SBCResult, sbc
 from .views import Comparison, compare, icc, ranef, variance_shares
+from .views.ppc import grouped_ppc, plot_grouped_ppc
 
 __version__ = "0.1.0"
 
@@ -35,4 +36,5 @@ __all__ = [
     "SweepResult", "ComponentTest", "ConfIntResult", "component_verdicts", "ComponentVerdicts",
     "SweepResult", "MixedLM", "mixedlm",
     "predictive_summary", "loo", "compare_loo", "sbc", "SBCResult",
+    "grouped_ppc", "plot_grouped_ppc",
 ]
