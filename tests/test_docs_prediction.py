@@ -1,7 +1,6 @@
 """docs/prediction.md runs: its examples are executed as a doctest from the repository root."""
 
 import doctest
-import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
