@@ -8,12 +8,12 @@ The package is a pipeline whose imports all point down (checked by import-linter
 from . import datasets as datasets
 from .design import Design, RandomTerm, build_design, design_from_arrays, sufficient_statistics
 from .errors import BoundaryFitWarning, RankDeficiencyWarning, SamplingWarning, SpecificationError
-from .estimators import fit_map, fit_reml, make_devfun, optimize_deviance
+from .estimators import fit_laplace, fit_map, fit_map_glmm, fit_residual_by, fit_reml, make_devfun, optimize_deviance
 from .estimators.loo import compare_loo, loo
 from .kernel import Kernel
 from .model import MixedLM, VCModel, compare_model, mixedlm
 from .priors import Exponential, Flat, HalfCauchy, HalfNormal, HalfStudentT, Normal, Prior, PriorSet
-from .results import ModeResult, OptSummary, PosteriorResult, RandomEffects, REMLResult
+from .results import GLMMResult, ModeResult, ResidualByResult, OptSummary, PosteriorResult, RandomEffects, REMLResult
 from .results import ComponentTest, ConfIntResult
 from .results.posterior_predict import predictive_summary
 from .spec import ModelSpec, RETerm, VCSpec, from_statsmodels, parse_lme4
@@ -37,4 +37,5 @@ __all__ = [
     "SweepResult", "MixedLM", "mixedlm",
     "predictive_summary", "loo", "compare_loo", "sbc", "SBCResult",
     "grouped_ppc", "plot_grouped_ppc",
+    "fit_laplace", "GLMMResult", "fit_residual_by", "ResidualByResult", "fit_map_glmm",
 ]

@@ -149,6 +149,16 @@ class Design:
     fixed_encoding : object
         formulae's fixed-effects matrix, which rebuilds ``X`` on new data with the fit's encodings
         (``None`` for arrays); read by :mod:`bayesvc.design.newdata`.
+    weights : ndarray (n,) or None
+        Prior weights (residual variance ``sigma^2 / w_i``, as lme4's ``weights=``); ``None``
+        for unit weights. For binomial responses, the number of trials.
+    family : {'gaussian', 'binomial', 'poisson'}
+        The response distribution (binomial: ``y`` holds proportions; logit and log links).
+    offset : ndarray (n,) or None
+        Added to the linear predictor of a GLMM.
+    residual_codes, residual_levels, residual_name :
+        ``residual_by``: the level of every observation, the level labels (sorted; the first is
+        the reference) and the factor's name; one residual SD per level (nlme's ``varIdent``).
 
     Examples
     --------
@@ -169,6 +179,12 @@ class Design:
     n_dropped_missing: int = 0
     spec: ModelSpec | None = None
     fixed_encoding: object = field(default=None, repr=False)
+    weights: np.ndarray | None = None
+    family: str = "gaussian"
+    offset: np.ndarray | None = None
+    residual_codes: np.ndarray | None = None
+    residual_levels: tuple[str, ...] | None = None
+    residual_name: str | None = None
 
     @property
     def nobs(self) -> int:
