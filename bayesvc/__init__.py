@@ -21,6 +21,7 @@ from .studies import SensitivityResult, SweepResult, prior_sweep, sensitivity
 from .studies import ComponentVerdicts, component_verdicts
 from .studies.sbc import SBCResult, sbc
 from .views import Comparison, compare, icc, ranef, variance_shares
+from .views.ppc import grouped_ppc, plot_grouped_ppc
 
 __version__ = "0.1.0"
 
@@ -35,6 +36,6 @@ __all__ = [
     "SweepResult", "ComponentTest", "ConfIntResult", "component_verdicts", "ComponentVerdicts",
     "SweepResult", "MixedLM", "mixedlm",
     "predictive_summary", "loo", "compare_loo", "sbc", "SBCResult",
-    "SweepResult", "MixedLM", "mixedlm", "fit_laplace", "GLMMResult", "fit_residual_by",
-    "ResidualByResult", "fit_map_glmm",
+    "grouped_ppc", "plot_grouped_ppc",
+    "fit_laplace", "GLMMResult", "fit_residual_by", "ResidualByResult", "fit_map_glmm",
 ]

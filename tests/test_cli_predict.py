@@ -2,11 +2,9 @@
 the CLI, the JSON contract, NUTS intervals, and one-line errors."""
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from bayesvc.cli import main
 

@@ -43,7 +43,7 @@ def test_posterior_mean_predictions_agree_with_reml(fits):
 
 
 def test_new_levels_sampled_from_the_population(fits):
-    reml, post = fits
+    _reml, post = fits
     pop = post.predict(NEW, random_effects=False)
     smp = post.predict(NEW, new_levels="sample", seed=5)
     same = post.predict(NEW)
@@ -57,7 +57,7 @@ def test_new_levels_sampled_from_the_population(fits):
 
 
 def test_observation_draws_add_residual_noise(fits):
-    reml, post = fits
+    _reml, post = fits
     mean = post.predict(NEW)
     obs = post.predict(NEW, kind="observation", seed=2)
     want = mean.var(("chain", "draw")).values + float(post.posterior["scale"].mean())

@@ -50,7 +50,7 @@ def test_newdata_with_new_levels_equals_lme4(case):
 
 
 def test_all_new_rows_are_the_population_prediction(case):
-    m, fit, nd = case
+    _m, fit, nd = case
     status = nd["status"].str.count("existing")
     new = status == 0
     assert new.any()
@@ -58,7 +58,7 @@ def test_all_new_rows_are_the_population_prediction(case):
 
 
 def test_new_levels_error_names_column_and_levels(case):
-    m, fit, nd = case
+    _m, fit, nd = case
     with pytest.raises(bvc.SpecificationError, match=r"newdata column '.*' has levels not seen in fitting: \["):
         fit.predict(nd, new_levels="error")
     seen = nd[nd["status"].str.count("new") == 0]

@@ -107,7 +107,7 @@ def predictive_summary(draws: xr.DataArray, ci_prob: float = 0.95) -> pd.DataFra
     return out
 
 
-def with_posterior_predictive(result, seed=None) -> "xr.DataTree":
+def with_posterior_predictive(result, seed=None) -> xr.DataTree:
     """The result's DataTree plus a ``posterior_predictive`` group (``y``: one replicated data set
     per draw, dims chain, draw, obs), beside ``observed_data``; see
     :meth:`bayesvc.PosteriorResult.posterior_predictive`."""

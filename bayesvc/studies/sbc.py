@@ -106,8 +106,8 @@ def sbc(model, priors=None, n: int = 100, draws: int = 200, tune: int = 300, cha
     taken from the model's own response). ``n`` simulations, each refitted with ``draws`` x
     ``chains`` draws, kept every ``thin``-th; uncorrelated terms only.
 
-    Each refit compiles its model anew (the collapsed likelihood holds the data), about 10-40 s
-    per simulation on a shared machine: ``n=100`` is a job of tens of minutes.
+    Each simulation is one full refit: ``n=100`` on a 36-row nested design took 78 s on a shared
+    machine (the slow test).
     """
     design = getattr(model, "design", model)
     if any(t.correlated for t in design.terms):
