@@ -35,9 +35,7 @@ PRIOR_CODES = {"HalfFlat": 0, "HalfNormal": 1, "HalfStudentT": 2, "HalfCauchy": 
 
 #: header: p, K, first, dense, diag_s, n (float bits), fixed-prior code, then address / size /
 #: rows / cols of every array (:data:`_ARRAYS`, then the prior tables)
-_HEAD = 7
-#: header index of the prior weights' constant 0.5 sum(log w) (after the 22 array entries)
-_TAIL = _HEAD + 4 * 22
+_HEAD = 8
 _ARRAYS = ("rest_comp", "a1", "C1d", "Pd", "Pi", "Pp", "pair_i", "pair_j", "Pzd", "Pzi", "Pzp", "pz_i",
            "pz_j", "pz_w", "Czd", "Czi", "Czp", "Arr", "ZtWf")
 _INT = {"rest_comp", "Pi", "Pp", "pair_i", "pair_j", "Pzi", "Pzp", "pz_i", "pz_j", "Czi", "Czp"}
@@ -61,11 +59,11 @@ def pack(arrays: KernelArrays, sd_codes, sd_params, fixed_code: int, fixed_param
     keep.append(np.ascontiguousarray(np.asarray(fixed_params, dtype=np.float64).reshape(-1, 2)))
     p = arrays.ZtWf.shape[1] - 1
     head = [p, len(keep[-3]) - 1, arrays.first, int(arrays.dense), int(arrays.diag_s),
-            int(np.float64(arrays.n).view(np.int64)), int(fixed_code)]
+            int(np.float64(arrays.n).view(np.int64)), int(fixed_code),
+            int(np.float64(arrays.half_log_w).view(np.int64))]
     for a in keep:
         shape = a.shape if a.ndim == 2 else (a.size, 1)
         head += [a.ctypes.data, a.size, shape[0], shape[1]]
-    head.append(int(np.float64(arrays.half_log_w).view(np.int64)))
     return np.array(head, dtype=np.int64), keep
 
 
@@ -102,10 +100,11 @@ def _f2(h, i):
 def _unpack(h):
     """The :class:`KernelArrays` the header points to."""
     n = np.array([h[5]]).view(np.float64)[0]
+    half_log_w = np.array([h[7]]).view(np.float64)[0]
     return KernelArrays(h[2], _i1(h, 0), _f1(h, 1), h[3] != 0, _f2(h, 2), _f1(h, 3), _i1(h, 4), _i1(h, 5),
                         _i1(h, 6), _i1(h, 7), _f1(h, 8), _i1(h, 9), _i1(h, 10), _i1(h, 11), _i1(h, 12),
                         _f1(h, 13), _f1(h, 14), _i1(h, 15), _i1(h, 16), _f2(h, 17), _f2(h, 18),
-                        h[4] != 0, n, np.array([h[_TAIL]]).view(np.float64)[0])
+                        h[4] != 0, n, half_log_w)
 
 
 @njit(cache=True)
@@ -173,7 +172,7 @@ _EXPAND_SIG = types.int64(types.uint64, types.uint64, types.CPointer(types.doubl
 
 def _logp_callback(dim, x_, grad_, logp_, user_data):
     """nutpie's log-density callback (0: ok, 1: failed, 3/4: gradient / value not finite)."""
-    h = carray(user_data, (_TAIL + 1,), np.int64)
+    h = carray(user_data, (_HEAD + 4 * 22,), np.int64)
     x = carray(x_, (dim,))
     grad = carray(grad_, (dim,))
     out = carray(logp_, (1,))
@@ -192,7 +191,7 @@ def _logp_callback(dim, x_, grad_, logp_, user_data):
 
 def _expand_callback(dim, expanded, x_, out_, user_data):
     """nutpie's expand callback."""
-    h = carray(user_data, (_TAIL + 1,), np.int64)
+    h = carray(user_data, (_HEAD + 4 * 22,), np.int64)
     expand(carray(x_, (dim,)), h, carray(out_, (expanded,)))
     return 0
 
