@@ -146,8 +146,10 @@ def test_reml_and_mode_refused():
     m = bvc.VCModel.from_formula(formula, d, **kw)
     with pytest.raises(bvc.SpecificationError, match="REML is defined for Gaussian"):
         m.fit_reml()
+    with pytest.raises(bvc.SpecificationError, match="integrate_fixed=True"):
+        m.fit_map(integrate_fixed=True)
     with pytest.raises(NotImplementedError, match="binomial"):
-        m.fit_map()
+        m.kernel  # the collapsed Gaussian kernel
 
 
 def test_cli_glmm_json(capsys):
