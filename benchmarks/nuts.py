@@ -81,7 +81,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-BAMBI_PY = ROOT / ".venv-bambi" / "bin" / "python"
+#: Bambi's environment (benchmarks/setup_bambi_env.sh); BAMBI_VENV overrides the location
+BAMBI_PY = Path(os.environ.get("BAMBI_VENV", ROOT / ".venv-bambi")) / "bin" / "python"
 BAMBI_SCRIPT = HERE / "bambi_fit.py"
 RESULTS = HERE / "results_nuts.json"
 DESIGNS = ("nested", "crossed", "insteval")

@@ -18,7 +18,8 @@ Parts:
   same shape and on another data set (Penicillin) in the same process; a prior sweep of the
   Batch SD at one extra grid point (scales 1, 2) and at four (0.5, 1, 2, 5), ``mode=False`` and
   ``mode=True``, each against the first fit; the tuning study: min bulk ESS, max R-hat and
-  divergences of 4 x 1000 draws after 1000 / 300 / 150 tuning iterations on four designs.
+  divergences of 4 x 1000 draws after 1000 / 300 / 150 tuning iterations on Dyestuff and
+  Penicillin (``--seed-tuning``: also the seed's nested and crossed designs).
 
 Writes ``benchmarks/results_workflow.json`` and prints markdown tables.
 """
@@ -106,11 +107,12 @@ for label, scales, mode in (("one_extra", (1, 2), False), ("four", (0.5, 1, 2, 5
                      "methods": tab.method.tolist(), "khat": [float(k) for k in tab.khat]}
 sweeps["one_extra"]["extra_point_over_first_fit"] = (sweeps["one_extra"]["wall_s"] - out["first_fit_s"]) / out["first_fit_s"]
 out["sweeps"] = sweeps
-from bayesvc.datasets import seed_data
-nested, crossed = seed_data()
-designs = {"dyestuff": m, "penicillin": m3,
-           "nested": bvc.VCModel.from_formula("y ~ 1 + (1|group1/group2)", nested),
-           "crossed": bvc.VCModel.from_formula("y ~ 1 + (1|group1) + (1|group2)", crossed)}
+designs = {"dyestuff": m, "penicillin": m3}
+if "--seed-tuning" in sys.argv:
+    from bayesvc.datasets import seed_data
+    nested, crossed = seed_data()
+    designs["nested"] = bvc.VCModel.from_formula("y ~ 1 + (1|group1/group2)", nested)
+    designs["crossed"] = bvc.VCModel.from_formula("y ~ 1 + (1|group1) + (1|group2)", crossed)
 tuning = {}
 for name, model in designs.items():
     for tune in (1000, 300, 150):
@@ -122,10 +124,11 @@ print(json.dumps(out), flush=True)
 '''
 
 
-def run_inprocess(timeout: float) -> dict:
+def run_inprocess(timeout: float, seed_tuning: bool = False) -> dict:
     t0 = time.perf_counter()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    p = subprocess.run([sys.executable, "-P", "-c", INPROCESS_CHILD], cwd=ROOT, capture_output=True, text=True,
+    cmd = [sys.executable, "-P", "-c", INPROCESS_CHILD] + (["--seed-tuning"] if seed_tuning else [])
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
                        timeout=timeout, env=env, check=False)
     for line in reversed(p.stdout.splitlines()):
         if line.startswith("{"):
@@ -189,6 +192,7 @@ def main(argv=None):
     ap.add_argument("--skip-bambi", action="store_true")
     ap.add_argument("--only", choices=("whole", "inprocess"))
     ap.add_argument("--timeout", type=float, default=1800.0)
+    ap.add_argument("--seed-tuning", action="store_true", help="add the seed designs to the tuning study")
     ap.add_argument("--output", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     nuts = _nuts()
@@ -196,7 +200,7 @@ def main(argv=None):
                         "loadavg_start": list(os.getloadavg())}}
     if args.only != "whole":
         print("[inprocess] ...", file=sys.stderr, flush=True)
-        results["inprocess"] = run_inprocess(args.timeout)
+        results["inprocess"] = run_inprocess(args.timeout, args.seed_tuning)
         results["cli_dyestuff"] = run_cli(args.timeout)
     if args.only != "inprocess":
         results["whole"] = _whole(nuts, args.designs, args.skip_bambi, args.timeout)
