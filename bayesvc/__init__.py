@@ -8,6 +8,7 @@ The package is a pipeline whose imports all point down (checked by import-linter
 from . import datasets as datasets
 from .design import Design, RandomTerm, build_design, design_from_arrays, sufficient_statistics
 from .errors import BoundaryFitWarning, RankDeficiencyWarning, SamplingWarning, SpecificationError
+from .errors import SweepError
 from .estimators import fit_map, fit_reml, make_devfun, optimize_deviance
 from .kernel import Kernel
 from .model import MixedLM, VCModel, compare_model, mixedlm
@@ -32,3 +33,4 @@ __all__ = [
     "SweepResult", "ComponentTest", "ConfIntResult", "component_verdicts", "ComponentVerdicts",
     "SweepResult", "MixedLM", "mixedlm",
 ]
+__all__ += ["SweepError"]
