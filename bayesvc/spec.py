@@ -85,6 +85,9 @@ class ModelSpec:
     style : {'lme4', 'statsmodels'}
     groups : str or None
         The statsmodels ``groups`` column.
+    cbind : tuple of str or None
+        lme4's binomial response ``cbind(k, n - k)``: the successes column (also ``response``) and
+        the failures expression (evaluated on the data).
 
     Examples
     --------
@@ -101,6 +104,7 @@ class ModelSpec:
     formula: str
     style: str = "lme4"
     groups: str | None = None
+    cbind: tuple[str, str] | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -111,7 +115,7 @@ class ModelSpec:
         >>> from_statsmodels("y ~ np.log(x)", "school", vc_formula={"class": "0 + C(cls)"}).columns
         ['y', 'x', 'cls', 'school']
         """
-        cols = [self.response, *_names_in(self.fixed)]
+        cols = [self.response, *(_names_in(self.cbind[1]) if self.cbind else []), *_names_in(self.fixed)]
         for t in self.re_terms:
             cols += [*_names_in(t.expr), *t.factor]
             if t.within:
@@ -281,8 +285,10 @@ def parse_lme4(formula: str) -> ModelSpec:
     if not isinstance(formula, str) or "~" not in formula:
         fail(f"malformed formula {formula!r}: expected 'response ~ terms'")
     lhs, rhs = formula.split("~", 1)
-    response = column_name(lhs)
-    if response is None:
+    response = lhs.strip()
+    cbind = _cbind(response, formula)
+    response = cbind[0] if cbind else column_name(response)
+    if not response:
         fail(f"malformed formula {formula!r}: the response must be a column name, got {lhs.strip()!r}")
     if not rhs.strip():
         fail(f"malformed formula {formula!r}: nothing to the right of '~'")
@@ -318,7 +324,23 @@ def parse_lme4(formula: str) -> ModelSpec:
         fixed = "1 + " + fixed
     if not re_terms:
         fail(f"formula {formula!r} has no random-effect term such as (1|group)")
-    return ModelSpec(response, fixed, tuple(re_terms), formula, style="lme4")
+    return ModelSpec(response, fixed, tuple(re_terms), formula, style="lme4", cbind=cbind)
+
+
+def _cbind(lhs: str, formula: str) -> tuple[str, str] | None:
+    """``cbind(k, n - k)`` -> ``("k", "n - k")`` (lme4's binomial response), else None.
+
+    >>> _cbind("cbind(incidence, size - incidence)", "")
+    ('incidence', 'size - incidence')
+    """
+    m = re.fullmatch(r"cbind\((.*)\)", lhs.replace(" ", "") and lhs.strip())
+    if not m:
+        return None
+    parts = _split_top(m.group(1), ",")
+    if len(parts) != 2 or not _NAME.fullmatch(parts[0]) or not parts[1]:
+        fail(f"malformed formula {formula!r}: cbind() takes a successes column and a failures "
+             "expression, e.g. cbind(k, n - k)")
+    return parts[0], parts[1]
 
 
 def _one_sided(f, what: str) -> str:

@@ -41,7 +41,7 @@ def _as_2d(a, name: str) -> tuple[np.ndarray, list[str] | None]:
     return arr, cols
 
 
-def design_from_arrays(endog, exog, groups, exog_re=None, exog_vc=None) -> Design:
+def design_from_arrays(endog, exog, groups, exog_re=None, exog_vc=None, weights=None) -> Design:
     """Arrays as statsmodels' ``MixedLM(endog, exog, groups, exog_re, exog_vc)`` takes them.
 
     ``exog_re`` columns are correlated random coefficients per group (named ``x_re1, ...`` unless
@@ -61,6 +61,8 @@ def design_from_arrays(endog, exog, groups, exog_re=None, exog_vc=None) -> Desig
         Group labels.
     exog_re : array_like (n, k), optional
     exog_vc : VCSpec or dict, optional
+    weights : array_like (n,), optional
+        Prior weights: residual variance ``sigma^2 / w_i`` (lme4's ``weights=``).
 
     Returns
     -------
@@ -129,7 +131,8 @@ def design_from_arrays(endog, exog, groups, exog_re=None, exog_vc=None) -> Desig
     X, names, dropped = checks.drop_rank_deficient(X, _exog_names(X, xcols))
     checks.check_fixed_rank(X, names)
     checks.check_distinct_terms(terms)
-    return Design(y, X, tuple(names), tuple(terms), str(name), g, tuple(dropped), 0, None)
+    w = None if weights is None else checks.check_weights(weights, "weights", n)
+    return Design(y, X, tuple(names), tuple(terms), str(name), g, tuple(dropped), 0, None, weights=w)
 
 
 def _has_components(exog_vc) -> bool:

@@ -158,3 +158,16 @@ def check_distinct_terms(terms) -> None:
                 fail(f"random-effect terms {a.name!r} and {b.name!r} group the observations identically "
                      f"(the levels of {b.factor!r} are a relabelling of those of {a.factor!r}): their "
                      "variances are not identifiable; drop one of the terms")
+def check_weights(w, name: str, n: int) -> np.ndarray:
+    """Prior weights: one finite, positive number per observation."""
+    arr = np.asarray(w)
+    if arr.dtype.kind not in "biuf":
+        fail(f"weights {name!r} must be numeric, got dtype {arr.dtype}")
+    arr = arr.astype(float)
+    if arr.shape != (n,):
+        fail(f"weights {name!r} must have one value per observation ({n}), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        fail(f"weights {name!r} has {int((~np.isfinite(arr)).sum())} missing or non-finite values")
+    if np.any(arr <= 0):
+        fail(f"weights {name!r} must be positive; {int((arr <= 0).sum())} are <= 0 (min {arr.min():g})")
+    return arr

@@ -61,6 +61,8 @@ def drop_component(design: Design, name: str) -> Design:
     """``design`` without the component ``name`` (its term, or its column of an uncorrelated
     term). May leave a design without random effects (a linear model)."""
     i, j = locate_component(design, name)
+    if hasattr(design, "drop_coefficient"):  # out of core: cut out of the cross-products
+        return design.drop_coefficient(i, j)
     t = design.terms[i]
     terms = list(design.terms)
     if t.p == 1:

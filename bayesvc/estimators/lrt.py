@@ -78,7 +78,7 @@ class NullFit:
         else:  # a linear model: the full kernel at theta = 0
             f = kernel_full.factorize(np.zeros(kernel_full.n_theta))
             self.theta, self.deviance = np.zeros(0), profiled_deviance(kernel_full, f, reml)
-        n, p = reduced.X.shape
+        n, p = reduced.nobs, reduced.k_fe
         self.beta, self.scale = f.beta, f.pwrss / (n - p if reml else n)
 
     def simulate(self, rng: np.random.Generator) -> np.ndarray:

@@ -56,7 +56,7 @@ def coords_for(design) -> dict:
     terms with several coefficients, ``<term>_coef`` and (correlated terms) ``<term>_pair``, the
     pairs ``"<coef j>,<coef i>"`` of the lower triangle by rows."""
     coords = {"fixed": list(design.fe_names), "component": design.component_names,
-              "obs": np.arange(design.nobs)}
+              **({"obs": np.arange(design.nobs)} if getattr(design, "has_rows", True) else {})}
     for t in design.terms:
         coords[f"{t.name}_level"] = [str(x) for x in t.levels]
         if t.p > 1:
@@ -146,7 +146,8 @@ def _sampled_terms(design, ps: PriorSet, plan: MarginalizationPlan, beta, sigma)
         sd_of.update(zip(t.component_names, term_sds))
     pm.Deterministic("sd", pt.stack([sd_of[c] for c in design.component_names]), dims="component")
     if skip is None:
-        pm.Normal("y", mu=mu, sigma=sigma, observed=design.y, dims="obs")
+        s = sigma if design.weights is None else sigma / np.sqrt(design.weights)  # Var = sigma^2 / w
+        pm.Normal("y", mu=mu, sigma=s, observed=design.y, dims="obs")
     else:
         t = design.terms[skip]
         pm.Potential("loglik", partial_loglik(design, t, mu, sigma, sd_of[t.component_names[0]]))

@@ -23,6 +23,7 @@ from ..plan import plan_marginalization
 from .draws import draw_partial_term, draw_random_effects, log_prior_dataset, pointwise_loglik
 from .interrupt import ON_INTERRUPT, Interrupted, interrupt_message, sample_nutpie
 from .model import BuiltModel, build_pymc, coords_for
+from .native import native_model, native_supported
 
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 
@@ -81,17 +82,24 @@ def run_nuts(model, draws, tune, chains, random_seed, sampler, progressbar, comp
                          compute_convergence_checks=False, nuts_sampler=sampler)
 
 
-def _resolve(design, priors, marginalize, kernel, sampler, built: BuiltModel | None) -> BuiltModel:
-    """The built model to sample: the one given (a cached build), or a new one."""
+def _resolve(design, priors, marginalize, kernel, sampler, built: BuiltModel | None):
+    """``(built model, nutpie model or None)`` to sample: the one given (a cached build), the full
+    collapse through bayesvc's own compiled callbacks (:mod:`.native`: nothing compiled per model),
+    or a new PyMC model."""
     if built is not None:
-        return built
+        return built, None
     plan = plan_marginalization(design, marginalize, kernel)
+    if plan.kind == "full" and sampler == "nutpie":
+        kernel = kernel or Kernel(design)
+        ps = resolve_priors(design, priors)
+        if native_supported(design, kernel, ps):
+            return BuiltModel(None, ps, plan, kernel), native_model(design, kernel, ps)
     if marginalize in (True, "auto") and plan.kind == "none":
         warn(plan.reason)
     if sampler == "numpyro" and plan.kind == "full":
         fail("sampler='numpyro' needs a model written in PyTensor alone: pass marginalize='partial' "
              "or marginalize=False (the full collapse runs a NumPy kernel)")
-    return build_pymc(design, priors, marginalize=plan, kernel=kernel if plan.needs_kernel else None)
+    return build_pymc(design, priors, marginalize=plan, kernel=kernel if plan.needs_kernel else None), None
 
 
 def _complete_random_effects(design, built: BuiltModel, post: xr.Dataset, seed: int, thin: int,
@@ -128,13 +136,18 @@ def _to_datatree(design, ps, post, sample_stats, re_draws, log_likelihood) -> xr
     groups = {"posterior": post, "sample_stats": sample_stats}
     n_samples = post.sizes["chain"] * post.sizes["draw"]
     affordable = n_samples * design.nobs <= MAX_POINTWISE
-    want_ll = log_likelihood is True or (log_likelihood == "auto" and affordable)
+    rows = getattr(design, "has_rows", True)
+    if log_likelihood is True and not rows:
+        fail("log_likelihood=True: the pointwise log-likelihood needs the rows, which a model fitted "
+             "from out-of-core data (dask) does not hold; pass log_likelihood=False")
+    want_ll = rows and (log_likelihood is True or (log_likelihood == "auto" and affordable))
     if want_ll and re_draws and len(next(iter(re_draws.values()))[0]) == post.sizes["draw"]:
         ll = pointwise_loglik(design, post, re_draws)
         groups["log_likelihood"] = xr.Dataset({"y": (("chain", "draw", "obs"), ll)},
                                               coords={"chain": post.chain, "draw": post.draw})
     groups["log_prior"] = log_prior_dataset(ps, post, design)
-    groups["observed_data"] = xr.Dataset({"y": (("obs",), design.y)})
+    if rows:
+        groups["observed_data"] = xr.Dataset({"y": (("obs",), design.y)})
     return xr.DataTree.from_dict({k: xr.DataTree(v) for k, v in groups.items()})
 
 
@@ -156,7 +169,8 @@ def sample(design, priors=None, draws=1000, tune=1000, chains=4, random_seed=Non
     t0 = time.perf_counter()
     # a cached build holds other priors' values as data: the priors of this fit are ``priors``
     ps = resolve_priors(design, priors) if built is not None else None
-    built = _resolve(design, priors, marginalize, kernel, sampler, built)
+    built, native = _resolve(design, priors, marginalize, kernel, sampler, built)
+    compiled = compiled if compiled is not None else native
     ps = ps or built.priors
     ctx = _quiet()
     try:
