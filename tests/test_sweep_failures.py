@@ -21,7 +21,7 @@ def _fake_point(task):
              "mcse_median": 0.0, "r_hat": 1.0, "ess_bulk": 1000.0}
             for lab, *_ in sweep_mod._labels(task["vcmodel"].design)]
     return {"rows": rows, "divergences": 0, "compile_s": 0.0, "sample_s": 0.0, "map_s": 0.0,
-            "total_s": 0.0, "worker": "fake"}
+            "total_s": 0.0, "worker": "fake", "method": "refit", "khat": float("nan")}
 
 
 class FailingExecutor(Executor):
@@ -64,7 +64,8 @@ def test_failed_point_named_and_finished_points_kept(monkeypatch, model, error):
     monkeypatch.setattr(sweep_mod, "_fit_point", _fake_point)
     err = _killed_worker() if error == "killed" else error
     with pytest.raises(bvc.SweepError) as info:
-        bvc.prior_sweep(model, scales=(0.5, 1, 2, 5), executor=FailingExecutor(2, err), mode=False)
+        bvc.prior_sweep(model, scales=(0.5, 1, 2, 5), executor=FailingExecutor(2, err), mode=False,
+                        reweight=False)
     msg = str(info.value)
     assert "\n" not in msg
     assert "component 'g', family 'halfnormal', scale 2" in msg and type(err).__name__ in msg
@@ -84,7 +85,8 @@ def test_bad_input_in_a_point_is_not_wrapped(monkeypatch, model):
 
     monkeypatch.setattr(sweep_mod, "_fit_point", bad)
     with pytest.raises(bvc.SpecificationError, match="something named"):
-        bvc.prior_sweep(model, scales=(1, 2), executor=FailingExecutor(-1, None), mode=False)
+        bvc.prior_sweep(model, scales=(1, 2), executor=FailingExecutor(-1, None), mode=False,
+                        reweight=False)
 
 
 def test_cli_sensitivity_executor_accepts_scheduler_address():
