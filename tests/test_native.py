@@ -32,14 +32,17 @@ PRIORS = [
 
 
 def _reference(model, ps, x):
-    """log p(y | beta, sigma, SD) (NumPy kernel) + SciPy prior log densities + log-Jacobian."""
+    """log p(y | beta, sigma, SD) (NumPy kernel) + SciPy prior log densities + log-Jacobian; the
+    SDs are ``c softplus(u)`` with ``c`` their prior's scale (1 for a flat prior)."""
     d = model.design
     p = d.k_fe
-    beta, sigma, sd = x[:p], np.exp(x[p]), np.exp(x[p + 1:])
+    c = np.array([ps.sd[k].scale if np.isfinite(ps.sd[k].scale) else 1.0 for k in d.component_names])
+    u = x[p + 1:]
+    beta, sigma, sd = x[:p], np.exp(x[p]), c * np.logaddexp(0.0, u)
     lp = model.kernel.loglik(beta, sigma, sd) + float(ps.residual.logpdf(sigma))
     lp += sum(float(ps.sd[c].logpdf(s)) for c, s in zip(d.component_names, sd))
     lp += sum(float(ps.fixed[n].logpdf(b)) for n, b in zip(d.fe_names, beta))
-    return lp + float(np.sum(x[p:]))
+    return lp + float(x[p] + np.sum(np.log(c) - np.logaddexp(0.0, -u)))
 
 
 @pytest.mark.parametrize("which", range(len(PRIORS)))

@@ -10,9 +10,9 @@ a second process loads it instead of compiling (PyTensor's graph for the same mo
 and all, is re-optimised by LLVM on every compilation, 15-30 s here). Hand-written because nutpie's
 PyMC route embeds the data into the compiled callback.
 
-Coordinates ``x = (beta, log sigma, log sd_1 .. log sd_K)``; the log posterior is the collapsed
-log-likelihood plus the priors' log densities (up to constants) plus the log-Jacobian
-``log sigma + sum log sd``. SD prior codes: :data:`PRIOR_CODES`.
+Coordinates ``x = (beta, log sigma, u_1 .. u_K)`` with ``sd_k = c_k softplus(u_k)`` (``c_k`` the
+SD prior's scale); the log posterior is the collapsed log-likelihood plus the priors' log densities
+(up to constants) plus the log-Jacobian ``log sigma + sum log(c_k sigmoid(u_k))``. SD prior codes: :data:`PRIOR_CODES`.
 
 >>> sorted(PRIOR_CODES)
 ['Exponential', 'HalfCauchy', 'HalfFlat', 'HalfNormal', 'HalfStudentT']
@@ -122,6 +122,27 @@ def _sd_prior(code, a, b, s):
 
 
 @njit(cache=True)
+def sd_scale(code, a, b):
+    """The scale ``c`` of a component SD's transform ``sd = c * softplus(u)``: its prior's scale."""
+    if code == 1 or code == 3:
+        return a
+    if code == 2:
+        return b
+    if code == 4:
+        return 1.0 / a
+    return 1.0
+
+
+@njit(cache=True)
+def softplus(u):
+    """``log(1 + exp(u))`` and ``sigmoid(u)``, stable for any ``u``."""
+    e = np.exp(-abs(u))
+    sp = max(u, 0.0) + np.log1p(e)
+    sig = 1.0 / (1.0 + e) if u >= 0 else e / (1.0 + e)
+    return sp, sig
+
+
+@njit(cache=True)
 def log_posterior(x, h, grad):
     """Log posterior at unconstrained ``x``; writes its gradient into ``grad``."""
     p, nk = h[0], h[1]
@@ -130,7 +151,20 @@ def log_posterior(x, h, grad):
     beta = x[:p].copy()
     if np.max(np.abs(x[p:])) > 700.0:
         return -np.inf
-    scales = np.exp(x[p:])
+    # sigma: log; component SDs: scaled softplus (the log transform's exp(2u) prior tail made
+    # trajectories diverge, issue 11; see bayesvc.estimators.bayes.transform)
+    scales = np.empty(nk + 1)
+    jac = np.empty(nk + 1)  # d sd / d u, and d log|J| / d u
+    djac = np.empty(nk + 1)
+    scales[0], jac[0], djac[0] = np.exp(x[p]), np.exp(x[p]), 1.0
+    logj = x[p]
+    for i in range(1, nk + 1):
+        c = sd_scale(codes[i], prm[i, 0], prm[i, 1])
+        sp, sig = softplus(x[p + i])
+        scales[i], jac[i], djac[i] = c * sp, c * sig, 1.0 - sig
+        logj += np.log(c) + np.log(sig) if sig > 0 else -np.inf
+    if not np.all(scales > 0):
+        return -np.inf
     ll, db, ds, dt = logp_grad(beta, scales[0], scales[1:].copy(), k)
     if not np.isfinite(ll):
         return -np.inf
@@ -141,12 +175,13 @@ def log_posterior(x, h, grad):
             z = (beta[j] - fx[j, 0]) / fx[j, 1]
             lp -= 0.5 * z * z
             grad[j] -= z / fx[j, 1]
+    lp += logj
     for i in range(nk + 1):
         s = scales[i]
         v, d = _sd_prior(codes[i], prm[i, 0], prm[i, 1], s)
         dl = ds if i == 0 else dt[i - 1]
-        lp += v + x[p + i]
-        grad[p + i] = (dl + d) * s + 1.0
+        lp += v
+        grad[p + i] = (dl + d) * jac[i] + djac[i]
     return lp
 
 
@@ -157,8 +192,9 @@ def expand(x, h, out):
     out[:p] = x[:p]
     sigma = np.exp(x[p])
     out[p] = sigma
+    codes, prm = _i1(h, 19), _f2(h, 20)
     for i in range(nk):
-        s = np.exp(x[p + 1 + i])
+        s = sd_scale(codes[i + 1], prm[i + 1, 0], prm[i + 1, 1]) * softplus(x[p + 1 + i])[0]
         out[p + 1 + i] = s
         out[p + 1 + nk + i] = s * s
     out[p + 1 + 2 * nk] = sigma * sigma

@@ -82,9 +82,16 @@ def native_model(design, kernel, ps: PriorSet, start=None):
     from nutpie.compile_pymc import CompiledPyMCModel
 
     logp_cb, expand_cb = callbacks()
-    header, keep = pack(kernel_arrays(kernel), *_prior_tables(design, ps))
     p, nk = design.k_fe, len(design.component_names)
+    tables = _prior_tables(design, ps)
+    header, keep = pack(kernel_arrays(kernel), *tables)
     centre, width = start if start is not None else _start_point(kernel)
+    centre = centre.copy()
+    for i in range(nk):  # the start's log SDs -> the softplus coordinates (kernel.native)
+        code, (a, b) = tables[0][i + 1], tables[1][i + 1]
+        c = {1: a, 3: a, 2: b, 4: 1.0 / a if a else 1.0}.get(int(code), 1.0)
+        y = np.exp(centre[p + 1 + i]) / c
+        centre[p + 1 + i] = y + np.log(-np.expm1(-y))
 
     def initial_point(seed=None):
         rng = np.random.default_rng(seed)
