@@ -8,6 +8,7 @@ The package is a pipeline whose imports all point down (checked by import-linter
 from . import datasets as datasets
 from .design import Design, RandomTerm, build_design, design_from_arrays, sufficient_statistics
 from .errors import BoundaryFitWarning, RankDeficiencyWarning, SamplingWarning, SpecificationError
+from .errors import SweepError
 from .estimators import fit_laplace, fit_map, fit_map_glmm, fit_residual_by, fit_reml, make_devfun, optimize_deviance
 from .estimators.loo import compare_loo, loo
 from .kernel import Kernel
@@ -39,3 +40,4 @@ __all__ = [
     "grouped_ppc", "plot_grouped_ppc",
     "fit_laplace", "GLMMResult", "fit_residual_by", "ResidualByResult", "fit_map_glmm",
 ]
+__all__ += ["SweepError"]

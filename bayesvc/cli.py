@@ -13,7 +13,7 @@
                 [--seed S] [--ml] [--executor threads|processes] [--workers N] [--json]
                 [model options as fit]
     bayesvc sensitivity DATA.csv FORMULA [--scales 0.5,1,2,5] [--families halfnormal,...]
-                [--components C,...] [--threshold T] [--executor threads|processes] [--sd]
+                [--components C,...] [--threshold T] [--executor threads|processes|ADDRESS] [--sd]
                 [--marginalize auto|true|full|partial|false] [--json] [model and sampling options as fit]
     bayesvc predict DATA.csv FORMULA --newdata NEW.csv [--method reml|nuts] [--no-random-effects]
                 [--new-levels population|error|sample] [--json]   (:mod:`bayesvc.cli_predict`)
@@ -50,7 +50,7 @@ from .cli_predict import add_predict_command, run_predict
 from .cli_options import add_wider_args, wider_kwargs
 from .demo import run_demo
 from .design.outofcore import dask_scheduler, is_parquet_path
-from .errors import SpecificationError
+from .errors import SpecificationError, SweepError
 from .model import VCModel, compare_model
 from .studies import prior_sweep, sample_cached, sensitivity
 
@@ -185,8 +185,9 @@ def _add_sensitivity_args(sens: argparse.ArgumentParser) -> None:
                       help="components whose prior is swept (default: all)")
     sens.add_argument("--threshold", type=float, default=0.05, metavar="T",
                       help="power-scaling sensitivity threshold")
-    sens.add_argument("--executor", choices=("threads", "processes"), default="threads",
-                      help="where grid points run (threads share one compiled model)")
+    sens.add_argument("--executor", default="threads", metavar="threads|processes|ADDRESS",
+                      help="where grid points run: threads (share one compiled model), processes, "
+                           "or a dask scheduler address such as tcp://host:8786")
     sens.add_argument("--sd", action="store_true",
                       help="report SDs instead of variances (the scale of every other summary)")
 
@@ -418,6 +419,9 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print(f"{PROG}: interrupted", file=sys.stderr)
             return 130
+        except SweepError as err:  # a grid point failed (not bad input): exit 1, one line
+            print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
+            return 1
         except BrokenPipeError:  # output piped into `head` and closed: not an error
             try:
                 sys.stdout = open(os.devnull, "w")

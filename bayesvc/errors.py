@@ -81,6 +81,24 @@ class SamplingWarning(UserWarning):
     """
 
 
+class SweepError(RuntimeError):
+    """A grid point of a parallel sweep failed (a worker died, a fit raised): the message names the
+    grid point (component, family, scale) and the cause; ``partial`` holds the result of the
+    points that finished (``None`` when none did), ``failed`` the failed points' labels.
+
+    Examples
+    --------
+    >>> err = SweepError("prior_sweep: grid point (component 'g', family 'halfnormal', scale 2) failed",
+    ...                  partial=None, failed=[{"component": "g", "family": "halfnormal", "scale": 2.0}])
+    >>> err.failed[0]["component"], err.partial is None
+    ('g', True)
+    """
+
+    def __init__(self, message: str, partial=None, failed=()):
+        super().__init__(message)
+        self.partial, self.failed = partial, list(failed)
+
+
 def fail(message: str) -> NoReturn:
     """Raise :class:`SpecificationError` with ``message`` (one line naming the argument)."""
     raise SpecificationError(message)

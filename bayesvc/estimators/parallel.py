@@ -6,8 +6,9 @@
 - ``None``: in the calling thread, one task after the other (one worker thread for the sweeps);
 - ``"threads"`` or an ``int`` n: a ``ThreadPoolExecutor`` (``workers`` threads, or n);
 - ``"processes"``: a spawn-context ``ProcessPoolExecutor`` with ``workers`` processes;
-- any ``concurrent.futures.Executor`` instance (tasks and results must pickle), or a
-  ``dask.distributed.Client`` (through ``client.get_executor()``).
+- any ``concurrent.futures.Executor`` instance (tasks and results must pickle), a
+  ``dask.distributed.Client`` (through ``client.get_executor()``), or a dask scheduler address
+  (``"tcp://host:8786"``: a client is connected for the run and closed after it).
 
 >>> pool, owned, label = executor_pool("threads", workers=2, default_workers=1, what="demo")
 >>> label, owned
@@ -19,11 +20,37 @@
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
 
 from ..errors import fail
+
+
+#: a dask scheduler address (``tcp://10.0.0.5:8786``, ``tls://...``, ``inproc://...``, ``host:port``)
+SCHEDULER_ADDRESS = re.compile(r"^(?:(?:tcp|tls|inproc|ucx|ws|wss)://\S+|[\w.-]+:\d+)$")
+
+
+class _OwnedClient(Executor):
+    """A dask client connected for one run: submits through its executor, closes it on shutdown."""
+
+    def __init__(self, address: str, what: str):
+        try:
+            from dask.distributed import Client
+        except ImportError:  # pragma: no cover - dask is an optional dependency
+            fail(f"{what}: executor={address!r} is a dask scheduler address; install dask[distributed]")
+        try:
+            self.client = Client(address, timeout="10s")
+        except (OSError, TimeoutError) as err:
+            fail(f"{what}: cannot connect to the dask scheduler at {address!r}: {err}")
+        self.pool = self.client.get_executor(pure=False)
+
+    def submit(self, fn, /, *args, **kwargs):
+        return self.pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait=True, **kw):
+        self.client.close()
 
 
 def executor_pool(executor, workers: int | None, default_workers: int, what: str, serial_threads: int = 1,
@@ -38,6 +65,8 @@ def executor_pool(executor, workers: int | None, default_workers: int, what: str
         return executor.get_executor(pure=False), False, "dask"
     if isinstance(executor, Executor):
         return executor, False, type(executor).__name__
+    if isinstance(executor, str) and SCHEDULER_ADDRESS.match(executor):
+        return _OwnedClient(executor, what), True, f"dask({executor})"
     n = int(workers) if workers else default_workers
     if isinstance(executor, (int, np.integer)) and not isinstance(executor, bool):
         if executor < 1:
@@ -52,7 +81,8 @@ def executor_pool(executor, workers: int | None, default_workers: int, what: str
 
         return ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn")), True, f"processes({n})"
     fail(f"{what}: executor must be None, 'threads', 'processes', a number of threads, a "
-         f"concurrent.futures.Executor or a dask.distributed.Client, got {executor!r}")
+         f"concurrent.futures.Executor, a dask.distributed.Client or a dask scheduler address "
+         f"('tcp://host:8786'), got {executor!r}")
 
 
 def run_tasks(fn, tasks: list, executor=None, workers: int | None = None, default_workers: int = 1,

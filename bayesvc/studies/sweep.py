@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from ..errors import SamplingWarning, fail, warn
+from ..errors import SamplingWarning, SpecificationError, SweepError, fail, warn
 from ..estimators.bayes import sample
 from ..estimators.bayes.cache import cached_build, design_token, set_priors
 from ..estimators.parallel import executor_pool
@@ -172,13 +172,47 @@ def _pool(executor, chains: int, workers: int | None):
                          thread_prefix="bayesvc-sweep")
 
 
-def _run(tasks: list[dict], executor, chains: int, workers: int | None = None) -> tuple[list[dict], str]:
+def _run(tasks: list[dict], executor, chains: int, workers: int | None = None) -> tuple[list, str, dict]:
+    """Results in task order (``None`` where a point failed), where they ran, and the failures by
+    task index (a dead worker: ``BrokenProcessPool``, dask's ``KilledWorker``; a fit that raised)."""
     pool, owned, label = _pool(executor, chains, workers)
+    results, errors = [], {}
     try:
-        return [f.result() for f in [pool.submit(_fit_point, t) for t in tasks]], label
+        futures = []
+        for i, t in enumerate(tasks):
+            try:
+                futures.append(pool.submit(_fit_point, t))
+            except SpecificationError:
+                raise
+            except Exception as err:  # noqa: BLE001 - a broken pool refuses new work
+                futures.append(None)
+                errors[i] = err
+        for i, f in enumerate(futures):
+            try:
+                results.append(f.result() if f is not None else None)
+            except SpecificationError:
+                raise
+            except Exception as err:  # noqa: BLE001 - reported with the grid point, below
+                results.append(None)
+                errors[i] = err
+        return results, label, errors
     finally:
         if owned:
             pool.shutdown()
+
+
+def _failure(meta: list[dict], errors: dict, partial) -> SweepError:
+    """The error of a sweep whose points ``errors`` failed, naming the first and keeping ``partial``."""
+    first = min(errors)
+    m, err = meta[first], errors[first]
+    cause = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}".rstrip(": ")
+    more = f" (and {len(errors) - 1} more point(s))" if len(errors) > 1 else ""
+    kept = len(meta) - len(errors)
+    return SweepError(f"prior_sweep: grid point (component {m['component']!r}, family {m['family']!r}, "
+                      f"scale {m['scale']:g}) failed{more}: {cause}; {kept} of {len(meta)} point(s) "
+                      "finished and are kept in the error's .partial",
+                      partial=partial, failed=[{k: meta[i][k] for k in ("component", "family", "scale")}
+                                               for i in sorted(errors)])
 
 
 # ----------------------------------------------------------------------------- the sweep
@@ -318,13 +352,29 @@ def prior_sweep(model, scales=(0.5, 1, 2, 5), families=("halfnormal",), componen
     reml_sd = pd.Series({**{c: float(np.sqrt(max(v, 0.0))) for c, v in reml.vcomp.items()},
                          "Residual": float(np.sqrt(reml.scale))}, name="reml_sd")
     t0 = time.perf_counter()
+    scale = validate_choice(scale, "scale", SCALES)
     with threadpool_limits(1):
+        errors: dict = {}
         if reweight:
-            results, how = reweighted_sweep(base, tasks, meta, _fit_point, lambda ts: _run(ts, executor, chains, workers),
+            pos = {id(t): i for i, t in enumerate(tasks)}
+
+            def run_points(ts):
+                res, how, errs = _run(ts, executor, chains, workers)
+                errors.update({pos[id(ts[i])]: e for i, e in errs.items()})
+                return [r if r is not None else {} for r in res], how
+
+            results, how = reweighted_sweep(base, tasks, meta, _fit_point, run_points,
                                             lambda ps: _modes(model, ps, common["mode"]))
+            results = [None if i in errors else r for i, r in enumerate(results)]
         else:
-            results, how = _run(tasks, executor, chains, workers)
-    table, timings = _collect(meta, results, draws, chains)
-    return SweepResult(table=table, reml=reml_sd, timings=timings, base_scales=base_scales, executor=how,
-                       wall_seconds=time.perf_counter() - t0, ci_prob=ci_prob, priors=base,
-                       scale=validate_choice(scale, "scale", SCALES))
+            results, how, errors = _run(tasks, executor, chains, workers)
+    done = [i for i, r in enumerate(results) if r is not None]
+    partial = None
+    if done:
+        table, timings = _collect([meta[i] for i in done], [results[i] for i in done], draws, chains)
+        partial = SweepResult(table=table, reml=reml_sd, timings=timings, base_scales=base_scales,
+                              executor=how, wall_seconds=time.perf_counter() - t0, ci_prob=ci_prob,
+                              priors=base, scale=scale)
+    if errors:
+        raise _failure(meta, errors, partial)
+    return partial

@@ -95,10 +95,11 @@ def native_model(design, kernel, ps: PriorSet, start=None):
     from nutpie.compile_pymc import CompiledPyMCModel
 
     logp_cb, expand_cb = callbacks()
-    header, keep = pack(kernel_arrays(kernel), *_prior_tables(design, ps))
     p, nk = design.k_fe, len(design.component_names)
+    tables = _prior_tables(design, ps)
+    header, keep = pack(kernel_arrays(kernel), *tables)
     centre, width = start if start is not None else _start_point(kernel)
-    centre = _softplus_start(centre, p, _prior_tables(design, ps))
+    centre = _softplus_start(centre, p, tables)
 
     def initial_point(seed=None):
         rng = np.random.default_rng(seed)
