@@ -18,6 +18,7 @@ from .spec import ModelSpec, RETerm, VCSpec, from_statsmodels, parse_lme4
 from .studies import SensitivityResult, SweepResult, prior_sweep, sensitivity
 from .studies import ComponentVerdicts, component_verdicts
 from .views import Comparison, compare, icc, ranef, variance_shares
+from .design.summary import SummaryDesign, summary_design
 
 __version__ = "0.1.0"
 
@@ -31,4 +32,5 @@ __all__ = [
     "Comparison", "variance_shares", "icc", "ranef", "sensitivity", "SensitivityResult", "prior_sweep",
     "SweepResult", "ComponentTest", "ConfIntResult", "component_verdicts", "ComponentVerdicts",
     "SweepResult", "MixedLM", "mixedlm",
+    "SummaryDesign", "summary_design",
 ]
