@@ -70,7 +70,14 @@ class _Objects:
         return self.bvc.VCModel.from_formula("y ~ 1 + (1|a/b)", data=_nested_data()).fit_reml()
 
 
-NAMES = ("df", "model", "reml", "mode", "post", "sweep", "slopes", "nested_fit")
+    def _counts(self):
+        """Poisson counts, 8 groups of 6 (the GLMM examples)."""
+        rng = np.random.default_rng(2)
+        g = np.repeat(np.arange(8), 6)
+        return pd.DataFrame({"g": g, "y": rng.poisson(np.exp(1 + 0.5 * rng.normal(size=8))[g])})
+
+
+NAMES = ("df", "model", "reml", "mode", "post", "sweep", "slopes", "nested_fit", "counts")
 
 
 @pytest.fixture(scope="session")

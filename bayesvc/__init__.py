@@ -8,15 +8,18 @@ The package is a pipeline whose imports all point down (checked by import-linter
 from . import datasets as datasets
 from .design import Design, RandomTerm, build_design, design_from_arrays, sufficient_statistics
 from .errors import BoundaryFitWarning, RankDeficiencyWarning, SamplingWarning, SpecificationError
-from .estimators import fit_map, fit_reml, make_devfun, optimize_deviance
+from .estimators import fit_laplace, fit_map, fit_map_glmm, fit_residual_by, fit_reml, make_devfun, optimize_deviance
+from .estimators.loo import compare_loo, loo
 from .kernel import Kernel
 from .model import MixedLM, VCModel, compare_model, mixedlm
 from .priors import Exponential, Flat, HalfCauchy, HalfNormal, HalfStudentT, Normal, Prior, PriorSet
-from .results import ModeResult, OptSummary, PosteriorResult, RandomEffects, REMLResult
+from .results import GLMMResult, ModeResult, ResidualByResult, OptSummary, PosteriorResult, RandomEffects, REMLResult
 from .results import ComponentTest, ConfIntResult
+from .results.posterior_predict import predictive_summary
 from .spec import ModelSpec, RETerm, VCSpec, from_statsmodels, parse_lme4
 from .studies import SensitivityResult, SweepResult, prior_sweep, sensitivity
 from .studies import ComponentVerdicts, component_verdicts
+from .studies.sbc import SBCResult, sbc
 from .views import Comparison, compare, icc, ranef, variance_shares
 from .design.summary import SummaryDesign, summary_design
 
@@ -32,5 +35,8 @@ __all__ = [
     "Comparison", "variance_shares", "icc", "ranef", "sensitivity", "SensitivityResult", "prior_sweep",
     "SweepResult", "ComponentTest", "ConfIntResult", "component_verdicts", "ComponentVerdicts",
     "SweepResult", "MixedLM", "mixedlm",
+    "predictive_summary", "loo", "compare_loo", "sbc", "SBCResult",
+    "SweepResult", "MixedLM", "mixedlm", "fit_laplace", "GLMMResult", "fit_residual_by",
+    "ResidualByResult", "fit_map_glmm",
     "SummaryDesign", "summary_design",
 ]

@@ -14,7 +14,9 @@
                 [model options as fit]
     bayesvc sensitivity DATA.csv FORMULA [--scales 0.5,1,2,5] [--families halfnormal,...]
                 [--components C,...] [--threshold T] [--executor threads|processes] [--sd]
-                [--json] [model and sampling options as fit]
+                [--marginalize auto|true|full|partial|false] [--json] [model and sampling options as fit]
+    bayesvc predict DATA.csv FORMULA --newdata NEW.csv [--method reml|nuts] [--no-random-effects]
+                [--new-levels population|error|sample] [--json]   (:mod:`bayesvc.cli_predict`)
     bayesvc demo [--draws N] [--quiet] [--no-nuts]
 
 Bad input (an unknown column, a malformed formula, a missing file, a CSV that does not parse)
@@ -38,25 +40,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 import warnings
 
 import pandas as pd
 
+from .cli_predict import add_predict_command, run_predict
+from .cli_options import add_wider_args, wider_kwargs
 from .demo import run_demo
 from .design.outofcore import dask_scheduler, is_parquet_path
 from .errors import SpecificationError
 from .model import VCModel, compare_model
 from .studies import prior_sweep, sample_cached, sensitivity
 
+from .cli_parse import (UsageError, _csv_list, _int_at_least, _json_default, _one_line,  # noqa: F401
+                        _parse_vc, _positive_int, cli_spelling)
+
 PROG = "bayesvc"
 METHODS = ("reml", "ml", "map", "nuts")
-
-
-class UsageError(Exception):
-    """A command-line usage problem (reported like any other bad input)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -77,59 +79,21 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 #: ``marginalize=`` as the CLI spells it (``--marginalize``)
 MARGINALIZE = {"auto": "auto", "true": True, "full": "full", "partial": "partial", "false": False}
 
-#: API argument spellings in messages -> the CLI's options (see :func:`cli_spelling`)
-_API_ARGUMENT = re.compile(r"\b(missing|marginalize|draws|tune|chains|random_seed)=('[^']*'|\w+)")
-_OPTION = {"random_seed": "seed"}
-
-
-def cli_spelling(message: str) -> str:
-    """A library message with its argument spellings as the CLI's options, e.g. ``pass
-    missing='drop'`` -> ``pass --missing drop``, ``marginalize=False`` -> ``--marginalize false``.
-
-    >>> cli_spelling("pass missing='drop' to drop 2 incomplete rows")
-    'pass --missing drop to drop 2 incomplete rows'
-    >>> cli_spelling("try another parameterization (marginalize=False)")
-    'try another parameterization (--marginalize false)'
-    """
-    def option(m):
-        value = m.group(2).strip("'")
-        return f"--{_OPTION.get(m.group(1), m.group(1))} {value.lower() if value in ('True', 'False') else value}"
-
-    return _API_ARGUMENT.sub(option, message)
-
-
-def _int_at_least(low: int):
-    what = "a positive integer" if low == 1 else f"an integer >= {low}"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-
-    return parse
-
-
-_positive_int = _int_at_least(1)
-
-
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     """DATA.csv, FORMULA and the model-building options (shared by fit and compare)."""
     p.add_argument("data", metavar="DATA.csv", help="CSV file with a header row, or Parquet files "
                    "(path, directory or quoted glob 'data/*.parquet': one dask pass, data beyond memory)")
     p.add_argument("formula", metavar="FORMULA", help="model formula, quoted")
-    p.add_argument("--groups", metavar="G", help="statsmodels style: the grouping column")
+    p.add_argument("--groups", metavar="G", help="statsmodels style: the grouping column (default: none, an lme4-style FORMULA)")
     p.add_argument("--re-formula", metavar="F", dest="re_formula",
                    help="statsmodels style: correlated random coefficients per group (default: 1)")
     p.add_argument("--vc", metavar="NAME=FORMULA", action="append", default=[],
                    help="statsmodels style: a variance component, e.g. cask='0 + C(cask)' "
-                        "(repeatable)")
+                        "(repeatable; default: none)")
     p.add_argument("--missing", choices=("error", "drop"), default="error",
                    help="rows with missing values in the model's columns: error, or drop them "
                         "with a warning")
+    add_wider_args(p)
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
                    help="Parquet data: run the pass on this dask.distributed scheduler (tcp://host:8786)")
 
@@ -168,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Bayesian variance-component / linear mixed models.",
                      formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{fit,compare,sensitivity,test,demo}",
+    sub = parser.add_subparsers(dest="command", metavar="{fit,compare,sensitivity,test,predict,demo}",
                                 parser_class=_Parser)
     fit = _model_command(
         sub, "fit", "fit a model to a CSV file",
@@ -196,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
         'With --json the last line is {"components": [...], "fixed": [...], "sweep": [...], ...}.',
         "print one JSON object (components, fixed, sweep) as the last line")
     _add_sensitivity_args(sens)
+    _add_marginalize(sens)
     _add_test_command(sub)
+    add_predict_command(sub, _add_model_args, _add_sampling_args, _HelpFormatter)
     demo = sub.add_parser(
         "demo", help="run the seed notebook's nested and crossed analyses", formatter_class=_HelpFormatter,
         description="Fit the seed notebook's nested and crossed variance-component models three "
@@ -227,20 +193,20 @@ def _add_sensitivity_args(sens: argparse.ArgumentParser) -> None:
 def _add_ci_args(fit: argparse.ArgumentParser) -> None:
     fit.add_argument("--ci", choices=("profile", "wald"), default=None,
                      help="confidence intervals (REML/ML fits): profile likelihood on the fit's criterion, "
-                          "or Wald; adds 'conf_int' to --json")
-    fit.add_argument("--level", type=float, default=0.95, metavar="L", help="interval level (default 0.95)")
+                          "or Wald; adds 'conf_int' to --json (default: none)")
+    fit.add_argument("--level", type=float, default=0.95, metavar="L", help="interval level")
 
 
 def _add_verdict_args(compare: argparse.ArgumentParser) -> None:
     compare.add_argument("--negligible", type=float, default=0.1, metavar="F",
-                         help="a component SD below F residual SDs is negligible (default 0.1)")
+                         help="a component SD below F residual SDs is negligible")
     compare.add_argument("--no-verdicts", action="store_true", dest="no_verdicts",
                          help="no verdict per component (no tests, profiles or sensitivity)")
 
 
 def _add_test_command(sub) -> None:
     p = sub.add_parser(
-        "test", help="test that a variance component is zero",
+        "test", help="test that a variance component is zero", formatter_class=_HelpFormatter,
         description="Fit DATA.csv by REML (or ML with --ml) and test that the variance of one component "
                     "is zero: exact restricted likelihood ratio test (RLRsim's exactRLRT; approximate "
                     "with other components present), parametric bootstrap, or the 50:50 chi-bar-squared "
@@ -249,23 +215,20 @@ def _add_test_command(sub) -> None:
     _add_model_args(p)
     p.add_argument("--component", required=True, metavar="NAME", help="the component to test")
     p.add_argument("--method", choices=("exact", "bootstrap", "chibar"), default="exact",
-                   help="null distribution (default exact)")
+                   help="null distribution")
     p.add_argument("--nsim", type=_positive_int, default=None, metavar="N",
                    help="simulations (default 100000 exact, 1000 bootstrap)")
-    p.add_argument("--seed", type=int, default=None, metavar="S", help="random seed of the simulation")
+    p.add_argument("--seed", type=int, default=None, metavar="S",
+                   help="random seed of the simulation (default: a fresh one, recorded in the result)")
     p.add_argument("--ml", action="store_true", help="test an ML fit (likelihood ratio) instead of REML")
     p.add_argument("--executor", choices=("threads", "processes"), default=None,
                    help="where bootstrap refits run (default: this process)")
-    p.add_argument("--workers", type=_positive_int, default=None, metavar="N", help="bootstrap workers")
+    p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                   help="bootstrap workers (default: one per CPU with --executor)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
 
 # ----------------------------------------------------------------------------- helpers
-
-def _one_line(err) -> str:
-    text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
-    return text or type(err).__name__
-
 
 def _read_csv(path: str):
     try:
@@ -278,31 +241,6 @@ def _read_csv(path: str):
         raise UsageError(f"cannot read {path}: {err.strerror or _one_line(err)}") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as err:
         raise UsageError(f"cannot parse {path} as CSV: {_one_line(err)}") from None
-
-
-def _parse_vc(items: list[str]) -> dict[str, str] | None:
-    out: dict[str, str] = {}
-    for item in items:
-        name, sep, formula = item.partition("=")
-        name, formula = name.strip(), formula.strip()
-        if not sep or not name or not formula:
-            raise UsageError(f"--vc expects NAME=FORMULA (e.g. cask='0 + C(cask)'), got {item!r}")
-        if name in out:
-            raise UsageError(f"--vc names the component {name!r} twice")
-        out[name] = formula
-    return out or None
-
-
-def _json_default(obj):
-    import numpy as np
-
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -324,7 +262,7 @@ def _model_from_args(args):
         raise UsageError("--scheduler needs Parquet data (a .parquet path, directory or glob)")
     data = _read_csv(args.data)
     return VCModel.from_formula(args.formula, data, groups=args.groups, re_formula=args.re_formula,
-                                vc_formula=vc, missing=args.missing)
+                                vc_formula=vc, missing=args.missing, **wider_kwargs(args))
 
 
 
@@ -357,6 +295,8 @@ def _fit(args) -> int:
     if args.json:
         out = dict(result.to_dict())
         out["seconds"] = seconds
+        if hasattr(result, "r2"):  # Nakagawa-Schielzeth R-squared (REML/ML and NUTS)
+            out["r2"] = result.r2()
         if ci is not None:
             out["conf_int"] = ci.to_dict()
         sys.stdout.flush()
@@ -388,19 +328,6 @@ def _compare(args) -> int:
     return 0
 
 
-def _csv_list(text: str | None, what: str, conv=str) -> list | None:
-    if text is None:
-        return None
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    try:
-        out = [conv(t) for t in items]
-    except ValueError:
-        raise UsageError(f"{what} expects a comma-separated list of numbers, got {text!r}") from None
-    if not out:
-        raise UsageError(f"{what} is empty")
-    return out
-
-
 def _sensitivity(args) -> int:
     scales = _csv_list(args.scales, "--scales", float)
     if any(not s > 0 for s in scales):
@@ -410,15 +337,17 @@ def _sensitivity(args) -> int:
     model = _model_from_args(args)
     t0 = time.perf_counter()
     light = model.design.scalar  # the collapsed likelihood needs no random-effect draws
+    marginalize = MARGINALIZE[args.marginalize]
     result = sample_cached(model, draws=args.draws, tune=args.tune, chains=args.chains,
-                           random_seed=args.seed, progressbar=False,
+                           random_seed=args.seed, progressbar=False, marginalize=marginalize,
                            **({"thin_random_effects": args.draws, "log_likelihood": False} if light
                               else {"log_likelihood": True}))
     first_fit = time.perf_counter() - t0  # compile (or cache hit) + sample
     sweep = prior_sweep(model, scales=scales, families=_csv_list(args.families, "--families"),
                         components=_csv_list(args.components, "--components"), draws=args.draws,
                         tune=args.tune, chains=args.chains, random_seed=args.seed,
-                        executor=args.executor, scale="sd" if args.sd else "variance")
+                        executor=args.executor, scale="sd" if args.sd else "variance",
+                        marginalize=marginalize)
     sens = sensitivity(result, threshold=args.threshold, sweep=sweep, scale="sd" if args.sd else "variance")
     seconds = time.perf_counter() - t0
     if args.json:
@@ -455,6 +384,10 @@ def _test(args) -> int:
     return 0
 
 
+def _predict(args) -> int:
+    return run_predict(args, _model_from_args, _read_csv, UsageError, _json_default)
+
+
 def _demo(args) -> int:
     return run_demo(draws=args.draws, nuts=not args.no_nuts, quiet=args.quiet)
 
@@ -472,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.command is None:
                 parser.print_help(sys.stderr)
                 return 2
-            commands = {"fit": _fit, "compare": _compare, "sensitivity": _sensitivity, "test": _test}
+            commands = {"fit": _fit, "compare": _compare, "sensitivity": _sensitivity, "test": _test,
+                        "predict": _predict}
             return commands.get(args.command, _demo)(args)
         except UsageError as err:
             msg = _one_line(err)

@@ -18,7 +18,7 @@ from .design import Design, build_design, design_from_arrays
 from .design.outofcore import is_out_of_core
 from .design.summary import summary_design
 from .errors import SpecificationError, fail
-from .estimators import bayes, fit_map, fit_reml, plan_marginalization
+from .estimators import bayes, fit_laplace, fit_map_glmm, fit_residual_by, fit_map, fit_reml, plan_marginalization
 from .kernel import Kernel
 from .spec import ModelSpec, from_statsmodels, parse_lme4
 from .studies import component_verdicts, prior_sweep
@@ -50,20 +50,25 @@ class VCModel:
     """
 
     def __init__(self, endog=None, exog=None, groups=None, exog_re=None, exog_vc=None, *,
-                 design: Design | None = None):
+                 design: Design | None = None, weights=None):
         if design is None:
-            design = design_from_arrays(endog, exog, groups, exog_re, exog_vc)
+            design = design_from_arrays(endog, exog, groups, exog_re, exog_vc, weights=weights)
         self.design = design
 
     @classmethod
     def from_formula(cls, formula: str, data: pd.DataFrame, groups: str | None = None,
                      re_formula: str | None = None, vc_formula: dict | None = None,
-                     missing: str = "error") -> "VCModel":
+                     missing: str = "error", weights: str | None = None, family: str = "gaussian",
+                     offset: str | None = None, residual_by: str | None = None) -> "VCModel":
         """Build from an lme4-style formula (``"y ~ x + (1|g1/g2)"``), or statsmodels-style
         (``"y ~ x"`` with ``groups``, ``re_formula``, ``vc_formula``, as ``MixedLM.from_formula``).
 
         ``missing``: rows with missing values in used columns raise (``"error"``, default) or are
-        dropped with a warning (``"drop"``).
+        dropped with a warning (``"drop"``). ``weights``: a column of prior weights (residual
+        variance ``sigma^2 / w_i``, lme4's ``weights=``; the trials of a binomial proportion).
+        ``family``: ``"binomial"`` (logit) or ``"poisson"`` (log) for a GLMM fitted by Laplace ML
+        (:func:`bayesvc.fit_laplace`), with an optional ``offset`` column; see the GLMM docs page.
+        ``residual_by``: a factor with one residual SD per level (nlme's ``varIdent``).
 
         Examples
         --------
@@ -81,8 +86,14 @@ class VCModel:
         else:
             spec = parse_lme4(formula)
         if is_out_of_core(data):  # a dask DataFrame or Parquet path/glob: one dask pass
+            wider = {"weights": weights, "offset": offset, "residual_by": residual_by}
+            given = [k for k, v in wider.items() if v is not None] + (["family"] if family != "gaussian" else [])
+            if given:
+                fail(f"{given[0]}: not supported for dask or Parquet data yet (the out-of-core pass builds "
+                     "Gaussian designs with unit weights); load the data with pandas")
             return cls(design=summary_design(spec, data, missing=missing))
-        return cls(design=build_design(spec, data, missing=missing))
+        return cls(design=build_design(spec, data, missing=missing, weights=weights, family=family,
+                                       offset=offset, residual_by=residual_by))
 
     @property
     def spec(self) -> ModelSpec | None:
@@ -92,6 +103,7 @@ class VCModel:
     @cached_property
     def kernel(self) -> Kernel:
         """The collapsed-likelihood kernel (built once, shared by every estimator)."""
+        _bayes_supported(self.design, "the collapsed Gaussian kernel")
         return Kernel(self.design)
 
     def _kernel_if_needed(self, marginalize) -> Kernel | None:
@@ -108,6 +120,13 @@ class VCModel:
         >>> r.method, r.converged, list(r.vcomp.index), model.fit_reml(reml=False).method
         ('REML', True, ['g'], 'ML')
         """
+        if self.design.family != "gaussian":
+            if reml:
+                fail(f"REML is defined for Gaussian responses only; fit the {self.design.family} GLMM "
+                     "by Laplace ML: fit_ml() or fit_reml(reml=False)")
+            return fit_laplace(self.design)
+        if self.design.residual_codes is not None:
+            return fit_residual_by(self.design, reml=reml)
         return fit_reml(self.design, reml=reml, kernel=self.kernel)
 
     def fit(self, reml: bool = True, method=None, **kwargs):
@@ -116,8 +135,10 @@ class VCModel:
 
         ``method`` names statsmodels' optimizer (``"lbfgs"``, ``["lbfgs"]``, ...); it is accepted
         and not used, because bayesvc's optimizer (lme4's profiled deviance) reaches the same
-        optimum. Arguments that change the model, such as ``free=`` (constrained covariances), are
-        refused with the formula that states the constrained model.
+        optimum. ``free=`` (statsmodels' ``MixedLMParams`` mask) with the off-diagonal of
+        ``cov_re`` held at 0 fits independent random coefficients, as ``(x || g)``
+        (:mod:`bayesvc.design.free`); other constraints are refused with the formula that states
+        the constrained model.
 
         Examples
         --------
@@ -125,16 +146,20 @@ class VCModel:
         >>> bool(np.isclose(md.fit(method=["lbfgs"]).llf, reml.llf))
         True
         """
-        if "free" in kwargs:
-            fail("fit(free=...) (statsmodels' constrained covariance) is not supported: state "
-                 "uncorrelated random effects in the formula instead, e.g. "
-                 "'y ~ x + (1|g) + (0 + x|g)'")
+        free = kwargs.pop("free", None)
         if kwargs:
-            fail(f"fit() takes statsmodels' reml= and method= only; got {', '.join(sorted(kwargs))}")
+            fail(f"fit() takes statsmodels' reml=, method= and free= only; got {', '.join(sorted(kwargs))}")
+        if free is not None:  # statsmodels' independent random coefficients (bayesvc.design.free)
+            from .design.free import design_with_free
+
+            design = design_with_free(self.design, free)
+            if design is not self.design:
+                return VCModel(design=design).fit_reml(reml=reml)
         return self.fit_reml(reml=reml)
 
-    def fit_ml(self):
-        """ML fit: ``fit_reml(reml=False)``.
+    def fit_ml(self, nagq: int = 1):
+        """ML fit: ``fit_reml(reml=False)``. For a GLMM, ``nagq > 1`` integrates a single scalar
+        term by adaptive Gauss-Hermite quadrature with that many nodes (glmer's ``nAGQ``).
 
         Examples
         --------
@@ -142,6 +167,10 @@ class VCModel:
         >>> ml.method, bool(ml.vcomp["g"] < reml.vcomp["g"])    # ML shrinks variances
         ('ML', True)
         """
+        if nagq != 1:
+            if self.design.family == "gaussian":
+                fail("nagq applies to GLMMs (family='binomial' or 'poisson') only")
+            return fit_laplace(self.design, nagq=nagq)
         return self.fit_reml(reml=False)
 
     def build_pymc(self, priors=None, marginalize=True):
@@ -153,6 +182,7 @@ class VCModel:
         >>> [v.name for v in model.build_pymc().free_RVs]
         ['beta', 'sigma', 'sd_g']
         """
+        _bayes_supported(self.design, "build_pymc()")
         return bayes.build_pymc(self.design, priors, marginalize=marginalize,
                                 kernel=self._kernel_if_needed(marginalize)).model
 
@@ -166,6 +196,11 @@ class VCModel:
         >>> m.method, m.converged, list(m.sd.index)
         ('MAP', True, ['g'])
         """
+        if self.design.family != "gaussian":
+            if integrate_fixed:
+                fail("fit_map(integrate_fixed=True) is not available for GLMMs")
+            return fit_map_glmm(self.design, priors)
+        _bayes_supported(self.design, "the posterior mode (fit_map())")
         return fit_map(self.design, priors, integrate_fixed=integrate_fixed, kernel=self.kernel)
 
     def marginalization(self, marginalize=True):
@@ -182,14 +217,16 @@ class VCModel:
     def sample(self, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed=None,
                sampler: str = "nutpie", marginalize=True, progressbar: bool = True,
                priors=None, random_effects: bool = True, thin_random_effects: int = 1,
-               log_likelihood="auto"):
+               log_likelihood="auto", on_interrupt: str = "raise"):
         """NUTS on the collapsed likelihood (default) or the non-centered model; a
         :class:`~bayesvc.PosteriorResult` whose ``idata`` is an ArviZ DataTree.
 
         ``marginalize``: ``True``/``"auto"`` (the cost rule of :mod:`bayesvc.estimators.plan`),
         ``"full"``, ``"partial"`` or ``False``. ``sampler``: ``"nutpie"`` (default), ``"pymc"`` or
         ``"numpyro"`` (JAX; partial collapse or non-centered only). Diagnostics that need attention
-        are issued as :class:`~bayesvc.SamplingWarning`.
+        are issued as :class:`~bayesvc.SamplingWarning`. ``on_interrupt``: Ctrl-C while nutpie
+        samples raises ``KeyboardInterrupt`` (``"raise"``, default) or returns the draws every
+        chain completed, with a warning and ``draws`` set to their number (``"keep"``).
 
         Examples
         --------
@@ -198,12 +235,38 @@ class VCModel:
         >>> p.method, p.chains, p.draws, list(p.param_summary().index)
         ('NUTS', 1, 100, ['Intercept', 'g', 'Residual'])
         """
+        if self.design.family != "gaussian":
+            if marginalize not in (True, "auto", False, "none"):
+                fail("a GLMM is sampled non-centered (every random effect sampled): pass marginalize=False")
+            with threadpool_limits(1):
+                return bayes.sample_glmm(self.design, priors=priors, draws=draws, tune=tune, chains=chains,
+                                         random_seed=random_seed, sampler=sampler, progressbar=progressbar)
+        if self.design.residual_codes is not None:
+            if marginalize not in (True, "auto", False, "none"):
+                fail("residual_by= is sampled non-centered (every random effect sampled): pass marginalize=False")
+            with threadpool_limits(1):
+                return bayes.sample_residual_by(self.design, priors=priors, draws=draws, tune=tune,
+                                                chains=chains, random_seed=random_seed, sampler=sampler,
+                                                progressbar=progressbar)
+        _bayes_supported(self.design, "NUTS (sample())")
         with threadpool_limits(1):
             return bayes.sample(self.design, priors=priors, draws=draws, tune=tune, chains=chains,
                                 random_seed=random_seed, sampler=sampler, marginalize=marginalize,
                                 progressbar=progressbar, kernel=self._kernel_if_needed(marginalize),
                                 random_effects=random_effects, thin_random_effects=thin_random_effects,
-                                log_likelihood=log_likelihood)
+                                log_likelihood=log_likelihood, on_interrupt=on_interrupt)
+
+    def sample_prior_predictive(self, draws: int = 500, random_seed=None, priors=None):
+        """Prior predictive draws as an ArviZ DataTree: groups ``prior``, ``prior_predictive``
+        (``y``) and ``observed_data`` (:func:`bayesvc.estimators.bayes.sample_prior_predictive`).
+
+        Examples
+        --------
+        >>> dt = model.sample_prior_predictive(draws=20, random_seed=1)
+        >>> dt["prior_predictive"]["y"].dims
+        ('chain', 'draw', 'obs')
+        """
+        return bayes.sample_prior_predictive(self.design, priors=priors, draws=draws, random_seed=random_seed)
 
     def compare(self, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed=None,
                 progressbar: bool = False, **kwargs) -> Comparison:
@@ -254,8 +317,10 @@ def compare_model(model: VCModel, draws: int = 1000, tune: int = 1000, chains: i
     >>> c.methods, list(c.table.columns)[:4]
     (('REML', 'MAP', 'NUTS'), ['parameter', 'kind', 'reml', 'reml_se'])
     """
+    glmm = model.design.family != "gaussian"
     if reml is None:
-        reml = model.fit_reml()
+        reml = model.fit_ml() if glmm else model.fit_reml()  # a GLMM: Laplace ML
+    verdicts = verdicts and not glmm  # the component tests and profiles are Gaussian-only
     if mode is None and model.design.scalar:
         try:
             mode = model.fit_map(priors=priors)
@@ -270,6 +335,16 @@ def compare_model(model: VCModel, draws: int = 1000, tune: int = 1000, chains: i
                                negligible=negligible, alpha=alpha,
                                kernel=model.kernel if model.design.scalar else None)
     return compare(reml=reml, mode=mode, posterior=posterior, ci_prob=ci_prob, ci_kind=ci_kind, verdicts=v)
+
+
+def _bayes_supported(design, what: str) -> None:
+    """GLMMs and ``residual_by=`` have REML/ML (Laplace ML) only so far."""
+    if design.family != "gaussian":
+        raise NotImplementedError(f"{what} is not available for family={design.family!r} yet: fit "
+                                  "the GLMM by Laplace ML (fit_ml())")
+    if design.residual_codes is not None:
+        raise NotImplementedError(f"{what} is not available with residual_by= yet: fit by REML or ML "
+                                  "(fit_reml())")
 
 
 def _groups_as_column(data, groups) -> tuple[pd.DataFrame, str]:

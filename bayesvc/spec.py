@@ -85,6 +85,9 @@ class ModelSpec:
     style : {'lme4', 'statsmodels'}
     groups : str or None
         The statsmodels ``groups`` column.
+    cbind : tuple of str or None
+        lme4's binomial response ``cbind(k, n - k)``: the successes column (also ``response``) and
+        the failures expression (evaluated on the data).
 
     Examples
     --------
@@ -101,6 +104,7 @@ class ModelSpec:
     formula: str
     style: str = "lme4"
     groups: str | None = None
+    cbind: tuple[str, str] | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -111,7 +115,7 @@ class ModelSpec:
         >>> from_statsmodels("y ~ np.log(x)", "school", vc_formula={"class": "0 + C(cls)"}).columns
         ['y', 'x', 'cls', 'school']
         """
-        cols = [self.response, *_names_in(self.fixed)]
+        cols = [self.response, *(_names_in(self.cbind[1]) if self.cbind else []), *_names_in(self.fixed)]
         for t in self.re_terms:
             cols += [*_names_in(t.expr), *t.factor]
             if t.within:
@@ -171,14 +175,18 @@ class VCSpec:
         fail(f"exog_vc must be a VCSpec (names, colnames, mats), got {type(obj).__name__}")
 
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+#: a column name as formulae reads one: any Python identifier (unicode letters included), dots
+#: allowed after the first character, or any text in backquotes
+_NAME = re.compile(r"[^\W\d][\w.]*")
+_QUOTED = re.compile(r"`([^`]+)`")
 _FUNCS = {"C", "I", "np", "log", "exp", "scale", "center", "Q", "T", "S", "sqrt", "poly"}
 
 
 def _names_in(expr: str) -> list[str]:
     """Bare variable names in an expression (function names and quoted strings excluded)."""
     expr = re.sub(r"'[^']*'|\"[^\"]*\"", "", expr)
-    out = []
+    out = _QUOTED.findall(expr)
+    expr = _QUOTED.sub(" ", expr)
     for m in _NAME.finditer(expr):
         tok = m.group(0)
         after = expr[m.end():].lstrip()
@@ -211,22 +219,42 @@ def _split_top(s: str, sep: str = "+") -> list[str]:
     return [p.strip() for p in parts]
 
 
+def column_name(token: str) -> str | None:
+    """The column a formula token names (backquotes removed), ``None`` when it names none.
+
+    >>> column_name("rendement_é"), column_name("`my x`"), column_name("1x")
+    ('rendement_é', 'my x', None)
+    """
+    token = token.strip()
+    m = _QUOTED.fullmatch(token)
+    if m:
+        return m.group(1)
+    return token if _NAME.fullmatch(token) else None
+
+
 def _factor_terms(factor: str, formula: str) -> list[tuple[str, ...]]:
     """``a/b`` -> [(a,), (a, b)]; ``a:b`` -> [(a, b)]; ``a`` -> [(a,)]."""
     factor = factor.strip()
     if not factor:
         fail(f"malformed formula: empty grouping factor in {formula!r}")
-    if "/" in factor:
-        levels = [p.strip() for p in factor.split("/")]
-        out = []
-        for i in range(len(levels)):
-            out.append(tuple(x for lv in levels[: i + 1] for x in lv.split(":")))
-        return [tuple(p.strip() for p in t) for t in out]
-    parts = tuple(p.strip() for p in factor.split(":"))
-    for p in parts:
-        if not _NAME.fullmatch(p):
-            fail(f"malformed formula: grouping factor {p!r} in {formula!r} is not a column name")
-    return [parts]
+    levels = [p.strip() for p in factor.split("/")]
+    cols = []
+    for k, lv in enumerate(levels):
+        for p in lv.split(":"):
+            name = column_name(p)
+            if name is None:
+                fail(f"malformed formula: grouping factor {p.strip()!r} in {formula!r} is not a column name")
+            cols.append((k, name))
+    names = [c for _, c in cols]
+    twice = sorted({c for c in names if names.count(c) > 1})
+    if twice:
+        fail(f"malformed formula: grouping factor {factor!r} in {formula!r} names column {twice[0]!r} "
+             "more than once")
+    out, acc = [], []
+    for k in range(len(levels)):
+        acc += [c for owner, c in cols if owner == k]
+        out.append(tuple(acc))
+    return out if "/" in factor else [tuple(names)]
 
 
 def _expr_has_intercept(expr: str) -> bool:
@@ -258,8 +286,10 @@ def parse_lme4(formula: str) -> ModelSpec:
         fail(f"malformed formula {formula!r}: expected 'response ~ terms'")
     lhs, rhs = formula.split("~", 1)
     response = lhs.strip()
-    if not _NAME.fullmatch(response or "-"):
-        fail(f"malformed formula {formula!r}: the response must be a column name, got {response!r}")
+    cbind = _cbind(response, formula)
+    response = cbind[0] if cbind else column_name(response)
+    if not response:
+        fail(f"malformed formula {formula!r}: the response must be a column name, got {lhs.strip()!r}")
     if not rhs.strip():
         fail(f"malformed formula {formula!r}: nothing to the right of '~'")
     fixed_parts, re_terms = [], []
@@ -270,7 +300,10 @@ def parse_lme4(formula: str) -> ModelSpec:
         if inner is not None and "|" in inner:
             double = "||" in inner
             expr, factor = inner.split("||" if double else "|", 1)
-            expr = expr.strip() or "1"
+            if not expr.strip():
+                fail(f"malformed formula {formula!r}: nothing before the bar in {part!r} "
+                     "(write (1|g) for a random intercept)")
+            expr = expr.strip()
             if "|" in factor:
                 fail(f"malformed formula {formula!r}: more than one bar in {part!r}")
             factors = _factor_terms(factor, formula)
@@ -291,7 +324,23 @@ def parse_lme4(formula: str) -> ModelSpec:
         fixed = "1 + " + fixed
     if not re_terms:
         fail(f"formula {formula!r} has no random-effect term such as (1|group)")
-    return ModelSpec(response, fixed, tuple(re_terms), formula, style="lme4")
+    return ModelSpec(response, fixed, tuple(re_terms), formula, style="lme4", cbind=cbind)
+
+
+def _cbind(lhs: str, formula: str) -> tuple[str, str] | None:
+    """``cbind(k, n - k)`` -> ``("k", "n - k")`` (lme4's binomial response), else None.
+
+    >>> _cbind("cbind(incidence, size - incidence)", "")
+    ('incidence', 'size - incidence')
+    """
+    m = re.fullmatch(r"cbind\((.*)\)", lhs.replace(" ", "") and lhs.strip())
+    if not m:
+        return None
+    parts = _split_top(m.group(1), ",")
+    if len(parts) != 2 or not _NAME.fullmatch(parts[0]) or not parts[1]:
+        fail(f"malformed formula {formula!r}: cbind() takes a successes column and a failures "
+             "expression, e.g. cbind(k, n - k)")
+    return parts[0], parts[1]
 
 
 def _one_sided(f, what: str) -> str:
@@ -335,7 +384,7 @@ def from_statsmodels(
     if "~" not in formula:
         fail(f"malformed formula {formula!r}: expected 'response ~ terms'")
     lhs, rhs = formula.split("~", 1)
-    response = lhs.strip()
+    response = column_name(lhs) or lhs.strip()
     terms: list[RETerm] = []
     vc_formula = dict(vc_formula or {})
     if re_formula is None:

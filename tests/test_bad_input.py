@@ -109,7 +109,7 @@ def test_non_numeric_response(dyestuff):
 def test_non_finite_response(dyestuff):
     df = dyestuff.astype({"Yield": float})
     df.loc[0, "Yield"] = np.inf
-    with raises_naming("'Yield'", "non-finite"):
+    with raises_naming("'Yield'", "infinite", "missing='drop'"):
         fit("Yield ~ 1 + (1|Batch)", df)
 
 

@@ -142,6 +142,47 @@ def test_cli_help_shows_defaults(capsys):
     assert "(default: 0.5,1,2,5)" in out and "report SDs instead of variances" in out
 
 
+def _value_options(parser):
+    """``(subcommand, action)`` for every option of every subcommand that takes a value."""
+    import argparse
+
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, p in sub.choices.items():
+        for a in p._actions:
+            takes_value = a.nargs != 0 and not isinstance(a, argparse._HelpAction)
+            if a.option_strings and takes_value and not a.required:
+                yield name, p, a
+
+
+def test_every_help_shows_its_defaults():
+    """``python -m bayesvc.cli [SUB] --help`` as a user runs it: every option that takes a value
+    says its default once, either argparse's ``(default: X)`` or in its own words."""
+    import subprocess
+    import sys
+
+    from bayesvc.cli import build_parser
+
+    parser = build_parser()
+    helps = {}
+    for sub in ("", "fit", "compare", "sensitivity", "test", "demo"):
+        proc = subprocess.run([sys.executable, "-m", "bayesvc.cli", *([sub] if sub else []), "--help"],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        helps[sub] = " ".join(proc.stdout.split())
+    assert all(c in helps[""] for c in ("fit", "compare", "sensitivity", "test", "demo"))
+    checked = 0
+    for name, p, action in _value_options(parser):
+        raw = p.formatter_class(p.prog)._get_help_string(action)
+        text = " ".join((raw % {"default": action.default}).split())
+        if action.default not in (None, False, []):
+            want = f"(default: {action.default})"
+            assert text.endswith(want), (name, action.dest, text)
+            assert want in helps[name], (name, action.dest)
+        assert text.count("(default") + text.count("; default") == 1, (name, action.dest, text)
+        checked += 1
+    assert checked > 40
+
+
 @pytest.mark.parametrize("flag, value", [("auto", "auto"), ("true", True), ("full", "full"),
                                          ("partial", "partial"), ("false", False)])
 def test_cli_marginalize_reaches_sample(capsys, monkeypatch, flag, value):

@@ -32,6 +32,7 @@ CASES = {
     "sleepstudy_uncorr": ("sleepstudy.csv", "Reaction ~ 1 + Days + (1|Subject) + (0 + Days|Subject)",
                           ["Subject"]),
     "orthodont": ("Orthodont.csv", "distance ~ 1 + age + (1|Subject)", ["Subject"]),
+    "sleepstudy_corr": ("sleepstudy.csv", "Reaction ~ 1 + Days + (1 + Days|Subject)", ["Subject"]),
 }
 # lme4's VarCorr group names -> ours
 GROUPS = {"cask:batch": "batch:cask", "Subject.1": "Days|Subject"}
@@ -54,7 +55,12 @@ def _ours(ref_row: str, fit, sig_map) -> str:
         return "Residual"
     for s in sig_map:
         if s["name"] == ref_row:
-            return GROUPS.get(s["grp"], s["grp"])
+            label = {"(Intercept)": "Intercept"}
+            if s["scale"] == "cor":   # lme4's .sig02 of (1 + Days | Subject)
+                return f"{s['grp']}: {label.get(s['var2'], s['var2'])},{label.get(s['var1'], s['var1'])} (corr)"
+            if s["grp"] in GROUPS:
+                return GROUPS[s["grp"]]
+            return s["grp"] if s["var1"] == "(Intercept)" else f"{s['var1']}|{s['grp']}"
     return "Intercept" if ref_row == "(Intercept)" else ref_row
 
 
@@ -211,16 +217,106 @@ def test_pastes_batch_reaches_zero_and_fixed_effects_are_ml_for_reml_fits():
     assert reml.conf_int() is reml.conf_int()     # computed once per fit
 
 
-def test_correlated_terms_profile_the_fixed_effects_only():
+def _sleep_blocks():
+    """sleepstudy as 18 subjects x 10 days: per subject Z_i = X_i = [1, Days], and y_i."""
+    df = pd.read_csv(DATA / "sleepstudy.csv", dtype={"Subject": str}).sort_values(["Subject", "Days"])
+    X = np.stack([np.ones(len(df)), df.Days.to_numpy(float)], axis=1).reshape(18, 10, 2)
+    return X, df.Reaction.to_numpy(float).reshape(18, 10)
+
+
+def _dense_reml_corr(blocks, sd1, cor, sd2, sigma) -> float:
+    """-2 REML log-likelihood of ``Reaction ~ Days + (1 + Days | Subject)`` (lme4's REMLcrit),
+    densely: V_i = Z_i S Z_i' + sigma^2 I per subject, S from (SD, correlation, SD)."""
+    X, y = blocks
+    if min(sd1, sd2, sigma) < 0 or abs(cor) > 1:
+        return np.inf
+    S = np.array([[sd1 * sd1, cor * sd1 * sd2], [cor * sd1 * sd2, sd2 * sd2]])
+    V = X @ S @ X.transpose(0, 2, 1) + sigma**2 * np.eye(10)
+    Lc = np.linalg.cholesky(V)
+    Xw = np.linalg.solve(Lc, X)                                   # L^-1 X per subject
+    yw = np.linalg.solve(Lc, y[..., None])[..., 0]
+    XtVX = np.einsum("lia,lib->ab", Xw, Xw)
+    beta = np.linalg.solve(XtVX, np.einsum("lia,li->a", Xw, yw))
+    r = yw - Xw @ beta
+    n, p = y.size, 2
+    return float((n - p) * np.log(2 * np.pi) + 2 * np.log(np.diagonal(Lc, axis1=1, axis2=2)).sum()
+                 + np.linalg.slogdet(XtVX)[1] + np.sum(r * r))
+
+
+def _dense_profile_corr(blocks, j, value, start):
+    """The dense REML criterion minimised over the other three of (SD, cor, SD, sigma) with
+    parameter ``j`` held at ``value`` (Nelder-Mead from the REML estimate, restarted once)."""
+    from scipy.optimize import minimize
+
+    def f(z):
+        return _dense_reml_corr(blocks, *np.insert(z, j, value))
+
+    z = np.delete(np.asarray(start, dtype=float), j)
+    for _ in range(2):
+        res = minimize(f, z, method="Nelder-Mead", options={"xatol": 1e-9, "fatol": 1e-11, "maxfev": 20000})
+        z = res.x
+    return res.fun
+
+
+def test_correlated_term_reml_profile_matches_a_brute_force_grid():
+    """Every SD, the correlation and sigma of (1 + Days | Subject), REML profile: at each endpoint
+    the dense REML criterion (minimised over the other parameters by an independent optimizer)
+    crosses the critical value there. Grid spacing 1e-3 (relative for SDs, absolute for the
+    correlation): linear interpolation is good to ~1e-6."""
     df = pd.read_csv(DATA / "sleepstudy.csv", dtype={"Subject": str})
     fit = _fit(bvc.VCModel.from_formula("Reaction ~ 1 + Days + (1 + Days|Subject)", data=df), True)
+    ci = fit.conf_int(method="profile").table
+    blocks = _sleep_blocks()
+    C = fit.cov_re["Subject"].to_numpy()
+    hat = [np.sqrt(C[0, 0]), C[0, 1] / np.sqrt(C[0, 0] * C[1, 1]), np.sqrt(C[1, 1]), np.sqrt(fit.scale)]
+    dev_min = -2 * fit.llf
+    assert _dense_reml_corr(blocks, *hat) == pytest.approx(dev_min, abs=1e-8)
+    crit = dev_min + chi2.ppf(0.95, 1)
+    names = ["Subject", "Subject: Intercept,Days (corr)", "Days|Subject", "Residual"]
+    assert list(ci.index[:4]) == names and list(ci.criterion[:4]) == ["REML"] * 4
+    for j, name in enumerate(names):
+        assert ci.loc[name, "estimate"] == pytest.approx(hat[j], rel=1e-9)
+        for end in ("lower", "upper"):
+            x = ci.loc[name, end]
+            grid = x + 1e-3 * np.array([-1.0, 0.0, 1.0]) * (1.0 if j == 1 else x)
+            prof = np.array([_dense_profile_corr(blocks, j, v, hat) for v in grid])
+            assert _grid_crossing(grid, prof, crit) == pytest.approx(x, rel=1e-5, abs=1e-6), (name, end)
+    # REML profiles are wider than lme4's (ML profiles for REML fits too)
+    ml = REF["sleepstudy_corr"]["ML"]["profile_confint_exact"]["0.95"]
+    assert ci.loc["Subject", "upper"] > ml[".sig01"]["upper"] and ci.loc["Residual", "lower"] > 0
+
+
+def test_correlated_term_at_the_boundary():
+    """Data simulated without slope variance (8 groups): the slope SD's interval starts at 0 and
+    the correlation's spans [-1, 1] (the profile does not reach the critical value before the
+    bounds), each row saying so."""
+    rng = np.random.default_rng(7)
+    g = np.repeat(np.arange(8), 6)
+    x = np.tile(np.linspace(-1, 1, 6), 8)
+    df = pd.DataFrame({"g": g.astype(str), "x": x, "y": 2 + x + 1.5 * rng.normal(size=8)[g] + rng.normal(size=48)})
+    fit = _fit(bvc.VCModel.from_formula("y ~ x + (1 + x|g)", data=df), True)
     ci = fit.conf_int().table
-    assert ci.loc[["Subject", "Days|Subject", "Residual"], "lower"].isna().all()
-    assert "not implemented" in ci.loc["Subject", "note"]
-    for name in ("Intercept", "Days"):
-        lo, hi = ci.loc[name, ["lower", "upper"]]
-        w = fit.conf_int(method="wald").table.loc[name]
-        assert lo < fit.fe_params[name] < hi and abs((hi - lo) / (w.upper - w.lower) - 1) < 0.1
+    slope, corr = ci.loc["x|g"], ci.loc["g: Intercept,x (corr)"]
+    assert slope.lower == 0.0 and slope.at_zero and "down to 0" in slope.note
+    assert (corr.lower, corr.upper) == (-1.0, 1.0) and not corr.at_zero and "out to -1 and 1" in corr.note
+    assert ci.loc["g", "lower"] > 0 and ci.loc["Residual", "lower"] > 0
+
+
+def test_cli_fit_ci_json_correlated_term(capsys):
+    """``fit --ci profile --json`` of a correlated model: every SD, the correlation and the fixed
+    effects, equal to lme4's confint(method = "profile") of the ML fit."""
+    rc = main(["fit", str(DATA / "sleepstudy.csv"), "Reaction ~ 1 + Days + (1 + Days|Subject)",
+               "--method", "ml", "--ci", "profile", "--json"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    got = json.loads(out.strip().splitlines()[-1])["conf_int"]
+    ref = REF["sleepstudy_corr"]["ML"]["profile_confint"]["0.95"]
+    names = {".sig01": "Subject", ".sig02": "Subject: Intercept,Days (corr)", ".sig03": "Days|Subject",
+             ".sigma": "Residual", "(Intercept)": "Intercept", "Days": "Days"}
+    assert list(got) == list(names.values())
+    for row, name in names.items():
+        # lme4 interpolates its profile with splines (1.6e-4 relative from the exact endpoints)
+        assert got[name] == pytest.approx([ref[row]["lower"], ref[row]["upper"]], rel=1e-3), name
 
 
 def test_bad_arguments():

@@ -41,7 +41,7 @@ def _as_2d(a, name: str) -> tuple[np.ndarray, list[str] | None]:
     return arr, cols
 
 
-def design_from_arrays(endog, exog, groups, exog_re=None, exog_vc=None) -> Design:
+def design_from_arrays(endog, exog, groups, exog_re=None, exog_vc=None, weights=None) -> Design:
     """Arrays as statsmodels' ``MixedLM(endog, exog, groups, exog_re, exog_vc)`` takes them.
 
     ``exog_re`` columns are correlated random coefficients per group (named ``x_re1, ...`` unless
@@ -61,6 +61,8 @@ def design_from_arrays(endog, exog, groups, exog_re=None, exog_vc=None) -> Desig
         Group labels.
     exog_re : array_like (n, k), optional
     exog_vc : VCSpec or dict, optional
+    weights : array_like (n,), optional
+        Prior weights: residual variance ``sigma^2 / w_i`` (lme4's ``weights=``).
 
     Returns
     -------
@@ -100,8 +102,12 @@ def design_from_arrays(endog, exog, groups, exog_re=None, exog_vc=None) -> Desig
         fail(f"groups must have one label per observation ({n}), got shape {g.shape}")
     if pd.isna(g).any():
         fail(f"groups has {int(pd.isna(g).sum())} missing labels")
-    gcodes, glevels = pd.factorize(g, sort=True)
+    try:
+        gcodes, glevels = pd.factorize(g, sort=True)
+    except TypeError:  # mixed types cannot be sorted
+        gcodes, glevels = pd.factorize(g, sort=False)
     glabels = np.asarray([label(v) for v in glevels], dtype=object)
+    checks.check_labels("groups", glevels, list(glabels))
     terms: list[RandomTerm] = []
     if exog_re is None and not _has_components(exog_vc):
         # statsmodels' default random-effects structure: a random intercept per group
@@ -123,7 +129,10 @@ def design_from_arrays(endog, exog, groups, exog_re=None, exog_vc=None) -> Desig
     if exog_vc is not None:
         terms += _vc_terms(VCSpec.coerce(exog_vc), gcodes, glabels, n)
     X, names, dropped = checks.drop_rank_deficient(X, _exog_names(X, xcols))
-    return Design(y, X, tuple(names), tuple(terms), str(name), g, tuple(dropped), 0, None)
+    checks.check_fixed_rank(X, names)
+    checks.check_distinct_terms(terms)
+    w = None if weights is None else checks.check_weights(weights, "weights", n)
+    return Design(y, X, tuple(names), tuple(terms), str(name), g, tuple(dropped), 0, None, weights=w)
 
 
 def _has_components(exog_vc) -> bool:
@@ -169,10 +178,23 @@ def vcspec_from_dict(exog_vc: dict, group_levels) -> VCSpec:
     return VCSpec(names, colnames, mats)
 
 
+def _check_vcspec(vc: VCSpec, n_groups: int) -> None:
+    """names, colnames and mats must agree in length: one entry per component, and within one
+    component one entry per group (the column counts are checked against each matrix later)."""
+    if len(vc.mats) != len(vc.names) or len(vc.colnames) != len(vc.names):
+        fail(f"exog_vc has {len(vc.names)} names but {len(vc.mats)} entries in mats and "
+             f"{len(vc.colnames)} in colnames: give one of each per variance component")
+    for k, cname in enumerate(vc.names):
+        if len(vc.colnames[k]) != len(vc.mats[k]):
+            fail(f"exog_vc.colnames[{k}] ({cname!r}) has {len(vc.colnames[k])} entries but "
+                 f"exog_vc.mats[{k}] has {len(vc.mats[k])}: give one list of column names per group")
+
+
 def _vc_terms(vc: VCSpec, gcodes: np.ndarray, glabels: np.ndarray, n: int) -> list[RandomTerm]:
     """One scalar term per variance component of ``vc``: every column of ``vc.mats[k][g]`` is one
     random effect, rows in data order within group ``g`` (groups in sorted order)."""
     order = [np.flatnonzero(gcodes == k) for k in range(len(glabels))]
+    _check_vcspec(vc, len(glabels))
     terms = []
     for k, cname in enumerate(vc.names):
         if len(vc.mats[k]) != len(glabels):
@@ -192,6 +214,9 @@ def _vc_terms(vc: VCSpec, gcodes: np.ndarray, glabels: np.ndarray, n: int) -> li
             cols.append(offset + j)
             vals.append(M[r, j])
             cn = vc.colnames[k][gi]
+            if len(cn) != M.shape[1]:
+                fail(f"exog_vc.colnames[{k}][{gi}] ({cname!r}) has {len(cn)} names but "
+                     f"exog_vc.mats[{k}][{gi}] has {M.shape[1]} columns")
             labels += [f"{glabels[gi]}:{c}" if len(order) > 1 else str(c) for c in cn]
             offset += M.shape[1]
         Z = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),

@@ -66,14 +66,19 @@ def sufficient_statistics(design: Design) -> SufficientStats:
     n, p = design.X.shape
     Zr = sp.hstack([terms[i].Z for i in rest] + [sp.csc_matrix((n, 0))], format="csc")
     W = sp.hstack([Zr, sp.csc_matrix(design.X), sp.csc_matrix(design.y[:, None])], format="csc")
+    rw = None
+    if design.weights is not None:
+        # prior weights: Var(e_i) = sigma^2 / w_i, i.e. every row of [Z X y] times sqrt(w_i)
+        rw = np.sqrt(design.weights)
+        W = sp.diags(rw) @ W
     Arr = (W.T @ W).toarray()
     A11 = C1 = None
     if first is not None:
         t = terms[first]
-        Z1 = t.Z.tocsc()
+        Z1 = t.Z.tocsc() if rw is None else (sp.diags(rw) @ t.Z).tocsc()
         C1 = (W.T @ Z1).tocsr()
         # diagonal p1 x p1 blocks of Z1'Z1, from level codes and z values
-        codes, zvals = t.codes, t.zvals
+        codes, zvals = t.codes, t.zvals if rw is None else t.zvals * rw[:, None]
         A11 = np.zeros((t.n_levels, t.p, t.p))
         ok = codes >= 0
         np.add.at(A11, codes[ok], zvals[ok, :, None] * zvals[ok, None, :])

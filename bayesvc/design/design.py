@@ -37,6 +37,10 @@ class RandomTerm:
         ``n x (n_levels * p)`` block, level-major (all coefficients of level 0 first).
     correlated : bool
         Whether the ``p`` coefficients share an unstructured covariance (``p > 1`` only).
+    encoding : object
+        How the term's model matrix is built on new data (formulae's matrix of the term's
+        expression; ``None`` for an intercept ``1`` or a term new data cannot rebuild): read by
+        :mod:`bayesvc.design.newdata`.
 
     Examples
     --------
@@ -56,6 +60,7 @@ class RandomTerm:
     levels: np.ndarray
     Z: sp.csc_matrix = field(repr=False)
     correlated: bool = False
+    encoding: object = field(default=None, repr=False)
 
     @property
     def p(self) -> int:
@@ -141,6 +146,19 @@ class Design:
         Rows dropped under ``missing='drop'``.
     spec : ModelSpec or None
         The specification the design was built from (``None`` for arrays).
+    fixed_encoding : object
+        formulae's fixed-effects matrix, which rebuilds ``X`` on new data with the fit's encodings
+        (``None`` for arrays); read by :mod:`bayesvc.design.newdata`.
+    weights : ndarray (n,) or None
+        Prior weights (residual variance ``sigma^2 / w_i``, as lme4's ``weights=``); ``None``
+        for unit weights. For binomial responses, the number of trials.
+    family : {'gaussian', 'binomial', 'poisson'}
+        The response distribution (binomial: ``y`` holds proportions; logit and log links).
+    offset : ndarray (n,) or None
+        Added to the linear predictor of a GLMM.
+    residual_codes, residual_levels, residual_name :
+        ``residual_by``: the level of every observation, the level labels (sorted; the first is
+        the reference) and the factor's name; one residual SD per level (nlme's ``varIdent``).
 
     Examples
     --------
@@ -160,6 +178,13 @@ class Design:
     dropped_fe: tuple[str, ...] = ()
     n_dropped_missing: int = 0
     spec: ModelSpec | None = None
+    fixed_encoding: object = field(default=None, repr=False)
+    weights: np.ndarray | None = None
+    family: str = "gaussian"
+    offset: np.ndarray | None = None
+    residual_codes: np.ndarray | None = None
+    residual_levels: tuple[str, ...] | None = None
+    residual_name: str | None = None
 
     @property
     def nobs(self) -> int:

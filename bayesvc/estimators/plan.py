@@ -100,6 +100,8 @@ def plan_marginalization(design, marginalize=True, kernel=None) -> Marginalizati
     if marginalize is not True and marginalize not in ("auto", "full", "partial"):
         fail(f"marginalize must be True, False, 'auto', 'full' or 'partial', got {marginalize!r}")
     if marginalize == "partial":
+        if design.weights is not None:
+            fail("marginalize='partial' does not take prior weights yet: use marginalize='full' or False")
         if partial_term(design) is None:
             fail("marginalize='partial' needs a scalar random-intercept-like term to integrate out")
         return _partial(design, "requested (marginalize='partial')")
@@ -117,7 +119,8 @@ def plan_marginalization(design, marginalize=True, kernel=None) -> Marginalizati
                                    f"the dense block has {kernel.rz} columns (<= {FULL_COLLAPSE_MAX_DENSE})")
     if kernel.diag_S:
         return MarginalizationPlan("full", None, (), "nested design: the dense block is diagonal")
-    if partial_term(design) is None:
-        return MarginalizationPlan("full", None, (), "no term can be integrated out alone")
+    if partial_term(design) is None or design.weights is not None:
+        return MarginalizationPlan("full", None, (), "no term can be integrated out alone"
+                                   if design.weights is None else "prior weights: full collapse")
     return _partial(design, f"the dense block has {kernel.rz} columns (> {FULL_COLLAPSE_MAX_DENSE}): "
                     "only the largest factor is integrated out")

@@ -19,9 +19,13 @@ the rise stays below the chi-square(1) quantile. Endpoints are roots found by ``
 
 Wald intervals are ``estimate +- z SE``: fixed effects from ``cov_fe`` (as lme4's
 ``confint(method = "Wald")``), SDs by the delta method from the information matrix ``cov_vc``, cut at
-zero. SD profiles need scalar variance components (every term one coefficient, e.g. ``(x || g)``
-rather than ``(1 + x | g)``); otherwise their rows are NaN with a note, and the fixed-effect rows
-are still profiled.
+zero.
+
+Correlated terms (``(1 + x | g)``): every SD, every correlation (kind ``cor``, named
+``"<term>: <coef>,<coef> (corr)"``) and the residual SD are profiled on lme4's SD/correlation
+scale, the others re-optimised (:class:`~bayesvc.estimators.profile_sdcor.SdCorProfile`, lme4's
+``.sig01, .sig02, .sig03, .sigma``); a correlation interval that reaches -1 or 1 stops there and
+its note says so.
 
 >>> ci = conf_int(reml, method="profile", level=0.95)
 >>> ci.table[["estimate", "lower", "upper"]].round(3).to_dict("index")["g"]
@@ -43,29 +47,13 @@ from ..kernel import Kernel
 from ..kernel.criteria import fixed_effect_deviance
 from ..results.inference import ConfIntResult
 from ..validate import validate_ci_prob, validate_choice
-from .reml import BOUNDARY_PROBES, fit_reml, optimize_deviance
+from .profile_sdcor import SdCorProfile, probe_zeros
+from .reml import fit_reml, optimize_deviance
 
 #: relative tolerance of the endpoints (brentq's xtol is this times the parameter's scale)
 XTOL = 1e-10
 #: the inner optimizations stop at this relative change of the criterion
 INNER_FTOL = 1e-15
-
-
-def _probe_zeros(fun, x, f, bounds, opts):
-    """Restart the inner optimization away from a variance stuck at zero (its gradient entry is 0
-    there) when a small positive value lowers the criterion."""
-    for k, (lo, _) in enumerate(bounds):
-        if lo != 0.0 or x[k] > 1e-8:
-            continue
-        for v in BOUNDARY_PROBES:
-            trial = x.copy()
-            trial[k] = v
-            if fun(trial)[0] < f - 1e-10:
-                res = minimize(fun, trial, jac=True, method="L-BFGS-B", bounds=bounds, options=opts)
-                if res.fun < f:
-                    x, f = np.asarray(res.x, dtype=float), float(res.fun)
-                break
-    return x, f
 
 
 class VarianceProfile:
@@ -112,7 +100,7 @@ class VarianceProfile:
         opts = {"ftol": INNER_FTOL, "gtol": 1e-11, "maxiter": 2000, "maxcor": 20}
         res = minimize(fun, self._start(i, xi)[free], jac=True, method="L-BFGS-B", bounds=bounds,
                        options=opts)
-        z, f = _probe_zeros(fun, np.asarray(res.x, dtype=float), float(res.fun), bounds, opts)
+        z, f = probe_zeros(fun, np.asarray(res.x, dtype=float), float(res.fun), bounds, opts)
         self._solutions[i].append((xi, np.insert(z, i, xi)))
         return f
 
@@ -150,20 +138,22 @@ class FixedEffectProfile:
 
 def _endpoint(g, est: float, step: float, direction: int, kind: str, scale: float):
     """The root of ``g`` (negative at ``est``) on one side of ``est``: step out (doubling) until
-    ``g > 0``, then brentq. ``kind``: ``"sd"`` (may reach 0: then ``(0, True)``), ``"sigma"``
-    (positive: below ``est - step`` the steps halve towards 0) or ``"fixed"`` (unbounded).
-    Returns ``(value, at_zero)``."""
+    ``g > 0``, then brentq. ``kind``: ``"sd"`` (may reach 0: then ``(0, True)``), ``"cor"`` (may
+    reach -1 or 1: then ``(+-1, True)``), ``"sigma"`` (positive: below ``est - step`` the steps
+    halve towards 0) or ``"fixed"`` (unbounded). Returns ``(value, at_bound)``."""
     prev = x = est
     for k in range(60):
         x = est + direction * step * 2.0**k
         if direction < 0 and kind == "sd":
             x = max(x, 0.0)
+        elif kind == "cor":
+            x = min(max(x, -1.0), 1.0)
         elif direction < 0 and kind == "sigma" and x <= 0:
             x = prev / 2
         if g(x) > 0:
             break
-        if x == 0.0 and kind == "sd":
-            return 0.0, True
+        if (x == 0.0 and kind == "sd") or (abs(x) == 1.0 and kind == "cor"):
+            return x, True
         prev = x
     else:
         return direction * np.inf, False
@@ -180,22 +170,22 @@ def _profile_rows(kind, name, est, step, scale, dev, dev_min, z2, criterion, cur
         pts.append((v, float(np.sign(v - est) * np.sqrt(max(d - dev_min, 0.0)))))
         return d - dev_min - z2
 
-    lo, at_zero = _endpoint(g, est, step, -1, kind, scale)
-    hi, _ = _endpoint(g, est, step, +1, kind, scale)
+    lo, at_lo = _endpoint(g, est, step, -1, kind, scale)
+    hi, at_hi = _endpoint(g, est, step, +1, kind, scale)
     curves[name] = pd.DataFrame(sorted(pts), columns=["value", "zeta"]).drop_duplicates("value")
-    note = "the profile stays below the critical value down to 0" if at_zero else ""
+    ends = [b for b, at in ((lo, at_lo), (hi, at_hi)) if at]
+    note = ("the profile stays below the critical value down to 0" if kind != "cor" and at_lo else
+            ("the profile stays below the critical value out to " + " and ".join(f"{b:g}" for b in ends)
+             if ends else ""))
     return {"parameter": name, "kind": kind, "estimate": est, "lower": lo, "upper": hi,
-            "criterion": criterion, "at_zero": at_zero, "note": note}
+            "criterion": criterion, "at_zero": bool(at_lo and kind != "cor"), "note": note}
 
 
 def _variance_rows(result, kernel, z2, curves) -> list[dict]:
     reml = result.method == "REML"
     names = list(result.vcomp.index) + ["Residual"]
     if not kernel.scalar:
-        note = "SD profiles need scalar terms only (not implemented for terms like (1 + x | g))"
-        return [{"parameter": c, "kind": "sd" if c != "Residual" else "sigma",
-                 "estimate": float(np.sqrt(v)), "lower": np.nan, "upper": np.nan, "criterion": result.method,
-                 "at_zero": False, "note": note} for c, v in result.variances.items()]
+        return _sdcor_rows(result, kernel, z2, curves)
     vp = VarianceProfile(kernel, result.vcomp.to_numpy(), result.scale, reml)
     sigma = np.sqrt(result.scale)
     se = result.vcomp_se.reindex(result.vcomp.index).to_numpy()
@@ -211,6 +201,26 @@ def _variance_rows(result, kernel, z2, curves) -> list[dict]:
 
         rows.append(_profile_rows("sigma" if is_res else "sd", c, est, step, sigma, dev, vp.dev_min, z2,
                                   result.method, curves))
+    return rows
+
+
+def _sdcor_rows(result, kernel, z2, curves) -> list[dict]:
+    """Designs with correlated terms: every SD, correlation and the residual SD, profiled on lme4's
+    SD/correlation scale (:class:`~bayesvc.estimators.profile_sdcor.SdCorProfile`)."""
+    sp = SdCorProfile(kernel, result)
+    rows = []
+    for i, (name, kind) in enumerate(zip(sp.names, sp.kinds)):
+        unit = 1.0 if kind == "cor" else sp.ref
+        est = float(sp.x_hat[i] * unit)
+        if kind == "cor":
+            step = 0.25 * max(1.0 - abs(est), 0.05)
+        else:
+            step = 0.25 * (est if est > 0 else sp.ref)
+
+        def dev(v, i=i, unit=unit):
+            return sp.deviance(i, v / unit)
+
+        rows.append(_profile_rows(kind, name, est, step, unit, dev, sp.dev_min, z2, result.method, curves))
     return rows
 
 

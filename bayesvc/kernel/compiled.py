@@ -51,6 +51,7 @@ class KernelArrays(NamedTuple):
     ZtWf: np.ndarray  # Z1'[X y] (q1 x (p+1))
     diag_s: bool  # the rest block's Schur complement is diagonal (nested designs)
     n: float  # observations
+    half_log_w: float = 0.0  # 0.5 sum(log w): the prior weights' constant of the log-likelihood
 
 
 def kernel_arrays(kernel) -> KernelArrays | None:
@@ -75,6 +76,7 @@ def kernel_arrays(kernel) -> KernelArrays | None:
         pairs.pz_i.astype(np.int64), pairs.pz_j.astype(np.int64), pairs.pz_w,
         Cz.data, Cz.indices, Cz.indptr, np.ascontiguousarray(kernel.stats.Arr),
         np.ascontiguousarray(kernel.ZtW_first), bool(kernel.diag_S), float(kernel.n),
+        0.5 * kernel.log_weight_sum,
     )
     size = sum(a.size for a in out if isinstance(a, np.ndarray))
     return out if size <= MAX_EMBEDDED else None
@@ -218,6 +220,7 @@ def _logp_grad_nested(beta, sigma, tau, k):
         if Sw[i, i] <= 0.0:
             return _failed(p, nc)
     ll, Mxy, Q = _value(np.sum(np.log(D)) + np.sum(np.log(Szz)), np.linalg.cholesky(Sw), beta, sigma, k.n)
+    ll += k.half_log_w
     t = np.zeros(nc)
     for j in range(rz):
         t[k.rest_comp[j]] += (Szz[j] - 1.0) / Szz[j]
@@ -302,6 +305,7 @@ def logp_grad(beta, sigma, tau, k):
     for j in range(rz):
         logdet += 2.0 * np.log(L[j, j])
     ll, Mxy, Q = _value(logdet, L[rz:, rz:].copy(), beta, sigma, k.n)
+    ll += k.half_log_w
     if k.diag_s:
         Sinv = np.zeros((rz, rz))
         for j in range(rz):

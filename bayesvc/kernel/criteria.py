@@ -12,7 +12,9 @@ Gradients are analytic for designs whose terms are all scalar variance component
 * ``d pwrss / d log theta_k = -2 ||u_k||^2`` (envelope theorem: ``pwrss`` is minimal in beta, u);
 * ``d log|R_X|^2 / d log theta_k = -2 tr(P U_Xk' U_Xk)`` with ``P = (X'V*^{-1}X)^{-1}``.
 
-Every function takes the :class:`~bayesvc.kernel.Kernel` as its first argument.
+Every function takes the :class:`~bayesvc.kernel.Kernel` as its first argument. With prior weights
+the kernel's cross-products are those of the rows scaled by ``sqrt(w_i)``; each criterion adds the
+weights' constant ``-sum(log w_i)`` to ``-2`` log-likelihood (``log|V| = log|V~| - sum log w_i``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def profiled_deviance(kernel, f, reml: bool) -> float:
     dev = f.logdet_A + nu * (1.0 + LOG2PI + np.log(f.pwrss / nu))
     if reml:
         dev += f.logdet_RX2
-    return float(dev)
+    return float(dev - kernel.log_weight_sum)
 
 
 def scalar_traces(kernel, f) -> np.ndarray:
@@ -92,7 +94,7 @@ def profiled_deviance_grad(kernel, theta, reml: bool) -> tuple[float, np.ndarray
 def _objective_at(kernel, f, scale, reml):
     nu = _dof(kernel, reml)
     d = f.logdet_A + nu * (LOG2PI + np.log(scale)) + f.pwrss / scale
-    return float(d + (f.logdet_RX2 if reml else 0.0))
+    return float(d + (f.logdet_RX2 if reml else 0.0) - kernel.log_weight_sum)
 
 
 def _theta_of(v, scale):
@@ -169,7 +171,7 @@ def fixed_effect_deviance(kernel, theta, j: int, value: float, grad: bool = Fals
     w = np.append(-beta, 1.0)
     pwrss = float(w @ f.Mxy @ w)
     n = kernel.n
-    dev = float(f.logdet_A + n * (1.0 + LOG2PI + np.log(pwrss / n)))
+    dev = float(f.logdet_A + n * (1.0 + LOG2PI + np.log(pwrss / n)) - kernel.log_weight_sum)
     if not grad:
         return dev
     dlogdet, dpwrss, _ = log_theta_derivatives(kernel, f, beta)  # envelope theorem: beta_-j, u optimal
@@ -182,7 +184,7 @@ def loglik(kernel, beta, sigma, tau) -> float:
     s2 = sigma * sigma
     w = np.append(-np.asarray(beta, dtype=float), 1.0)
     Q = float(w @ f.Mxy @ w)
-    return float(-0.5 * (kernel.n * (LOG2PI + np.log(s2)) + f.logdet_A + Q / s2))
+    return float(-0.5 * (kernel.n * (LOG2PI + np.log(s2)) + f.logdet_A + Q / s2 - kernel.log_weight_sum))
 
 
 def loglik_grad(kernel, beta, sigma, tau) -> tuple[float, np.ndarray, float, np.ndarray]:
@@ -196,7 +198,7 @@ def loglik_grad(kernel, beta, sigma, tau) -> tuple[float, np.ndarray, float, np.
     Mxy = f.Mxy
     w = np.append(-beta, 1.0)
     Q = float(w @ Mxy @ w)
-    ll = -0.5 * (kernel.n * (LOG2PI + np.log(s2)) + f.logdet_A + Q / s2)
+    ll = -0.5 * (kernel.n * (LOG2PI + np.log(s2)) + f.logdet_A + Q / s2 - kernel.log_weight_sum)
     tk = scalar_traces(kernel, f)
     dlogtheta = np.array([-tk[k] + (uk @ w) @ (uk @ w) / s2 for k, uk in enumerate(kernel.solve_u(f))])
     p = kernel.p

@@ -69,6 +69,9 @@ class Kernel:
         ``Z1'[X y]`` and ``Z_rest'[X y]``.
     rest_theta_idx : ndarray or None
         Scalar designs: theta index of every rest column.
+    log_weight_sum : float
+        ``sum(log w_i)`` of the prior weights (0 without weights): the cross-products are those of
+        the rows scaled by ``sqrt(w_i)``, and ``log|V| = log|V~| - sum(log w_i)``.
 
     Examples
     --------
@@ -110,6 +113,8 @@ class Kernel:
         self.terms = design.terms
         self.slices = theta_slices(design.terms)
         self.n, self.p = design.nobs, design.k_fe
+        w = design.weights
+        self.log_weight_sum = 0.0 if w is None else float(np.sum(np.log(w)))
         self.rz, self.m = st.q_rest, st.Arr.shape[0]
         self.n_theta = sum(t.n_theta for t in design.terms)
         self.n_comp = len(design.terms)
@@ -158,8 +163,24 @@ class Kernel:
             D = np.einsum("ji,ljk,km->lim", lam1, self.a1, lam1) + np.eye(t.p)
             Dchol, Dinv = np.linalg.cholesky(D), np.linalg.inv(D)
             Wd = np.einsum("ij,ljk,mk->lim", lam1, Dinv, lam1)
-            inner = (self.C1 @ sp.block_diag(list(Wd), format="csr") @ self.C1.T).toarray()
+            inner = self._block_update(Wd)
         return lam1, D, Dchol, Dinv, inner
+
+    #: ``C1`` is kept dense (as ``(m, levels, p1)``) for the block update up to this many entries
+    DENSE_C1_MAX = 4_000_000
+
+    def _block_update(self, Wd: np.ndarray) -> np.ndarray:
+        """``C1 blockdiag(Wd) C1'`` for a non-scalar first term: one einsum over a dense ``C1``
+        when it is small enough, else sparse products with ``blockdiag(Wd)`` built at once (BSR)."""
+        nl, p1 = Wd.shape[0], Wd.shape[1]
+        if self.m * nl * p1 <= self.DENSE_C1_MAX:
+            if getattr(self, "_C1_dense", None) is None:
+                self._C1_dense = self.C1.toarray().reshape(self.m, nl, p1)
+            C = self._C1_dense
+            CW = np.matmul(C.transpose(1, 0, 2), Wd).transpose(1, 0, 2)  # (m, levels, p1)
+            return CW.reshape(self.m, -1) @ C.reshape(self.m, -1).T
+        W = sp.bsr_matrix((Wd, np.arange(nl), np.arange(nl + 1)), shape=(nl * p1, nl * p1))
+        return (self.C1 @ W @ self.C1.T).toarray()
 
     def _cholesky(self, S: np.ndarray) -> np.ndarray:
         rz = self.rz
@@ -199,9 +220,10 @@ class Kernel:
         if self.scalar:
             lv = np.concatenate([lam_r.d, np.ones(m - rz)])
             S = Arr * np.outer(lv, lv)
+        elif not rz:
+            S = np.array(Arr, dtype=float)
         else:
-            lam_aug = (sp.block_diag([lam_r, sp.identity(m - rz)], format="csr") if rz
-                       else sp.identity(m, format="csr"))
+            lam_aug = sp.block_diag([lam_r, sp.identity(m - rz)], format="csr")
             S = np.asarray(lam_aug.T @ (lam_aug.T @ Arr).T)
         SmI = S[:rz, :rz].copy()
         S[np.arange(rz), np.arange(rz)] += 1.0

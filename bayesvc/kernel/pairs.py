@@ -85,21 +85,75 @@ def scatter_symmetric(vals, i, j, size) -> np.ndarray:
     return out
 
 
-def pair_products(C1: sp.csc_matrix, m: int, rz: int) -> PairProducts:
-    """Build :class:`PairProducts` for ``C1`` (m x q1, CSC)."""
+def count_pairs(C1: sp.csc_matrix) -> int:
+    """Number of pairs ``k <= k'`` of nonzeros within one column of ``C1``, counted without listing
+    them (``c (c + 1) / 2`` per column with ``c`` nonzeros)."""
+    cnt = np.diff(C1.indptr).astype(np.int64)
+    return int(np.sum(cnt * (cnt + 1) // 2))
+
+
+#: most pairs listed (beyond this ``C1`` is kept dense: ~12 bytes a pair kept, far more while built)
+MAX_PAIRS = 20_000_000
+#: pairs listed at a time while building (bounds the temporaries)
+CHUNK_PAIRS = 2_000_000
+
+
+def use_dense(m: int, q1: int, n_pairs: int) -> bool:
+    """Whether ``C1`` is kept dense: the dense product is cheaper (small, dense ``C1``: crossed
+    designs), or there are more than :data:`MAX_PAIRS` pairs to list."""
+    cheaper = m * q1 <= 4_000_000 and m * m * q1 <= 30 * n_pairs
+    return cheaper or n_pairs > MAX_PAIRS
+
+
+def _dense_products(C1: sp.csc_matrix, rz: int) -> PairProducts:
+    """:class:`PairProducts` holding ``C1`` dense; the pair arrays are empty (never used)."""
     q1 = C1.shape[1]
-    # every pair (k, k') of nonzeros k <= k' within one column, without a Python loop
-    nnz = C1.nnz
-    col_of = np.repeat(np.arange(q1), np.diff(C1.indptr))
-    cnt = C1.indptr[col_of + 1] - np.arange(nnz)
-    a = np.repeat(np.arange(nnz), cnt)
+    empty = np.zeros(0, dtype=np.int64)
+    Pe = sp.csr_matrix((0, q1))
+    # a rest-block pair off the diagonal: some first-term level meets two rest columns
+    offdiag = bool(np.any(np.diff(C1[:rz].tocsc().indptr) > 1)) if rz else False
+    return PairProducts(C1.toarray(), Pe, empty, empty, Pe, empty, empty, np.zeros(0), offdiag)
+
+
+def _column_chunks(C1: sp.csc_matrix):
+    """Ranges of columns with at most :data:`CHUNK_PAIRS` pairs each (one column at least)."""
+    cnt = np.diff(C1.indptr).astype(np.int64)
+    cum = np.cumsum(cnt * (cnt + 1) // 2)
+    lo, done = 0, 0
+    while lo < C1.shape[1]:
+        hi = max(lo + 1, int(np.searchsorted(cum, done + CHUNK_PAIRS, side="right")))
+        yield lo, hi
+        done = int(cum[hi - 1])
+        lo = hi
+
+
+def _chunk_pairs(C1: sp.csc_matrix, lo: int, hi: int, m: int):
+    """Keys ``i * m + j`` (``i <= j``), products and columns of the pairs in columns ``lo:hi``."""
+    start, stop = C1.indptr[lo], C1.indptr[hi]
+    col_of = np.repeat(np.arange(lo, hi), np.diff(C1.indptr[lo:hi + 1]))
+    pos = np.arange(start, stop)
+    cnt = C1.indptr[col_of + 1] - pos
+    a = np.repeat(pos, cnt)
     b = a + (np.arange(a.size) - np.repeat(np.cumsum(cnt) - cnt, cnt))
     ii, jj = C1.indices[a], C1.indices[b]
-    vv, ll = C1.data[a] * C1.data[b], col_of[a]
-    # dense products win when C1 is small and dense (crossed designs); pairs when sparse (nested)
-    dense = C1.toarray() if (m * q1 <= 4_000_000 and m * m * q1 <= 30 * len(ii)) else None
-    lo, hi = np.minimum(ii, jj), np.maximum(ii, jj)
-    key = lo.astype(np.int64) * m + hi
+    key = np.minimum(ii, jj).astype(np.int64) * m + np.maximum(ii, jj)
+    return key, C1.data[a] * C1.data[b], col_of[a - start] if a.size else col_of[:0]
+
+
+def pair_products(C1: sp.csc_matrix, m: int, rz: int) -> PairProducts:
+    """Build :class:`PairProducts` for ``C1`` (m x q1, CSC). The pairs are counted first, and
+    listed (a chunk of columns at a time) only when they are kept: peak memory
+    O(nnz(C1) + pairs kept + dense block), never all pairs of a dense crossed block."""
+    q1 = C1.shape[1]
+    C1 = C1.tocsc()
+    C1.sort_indices()
+    if use_dense(m, q1, count_pairs(C1)):
+        return _dense_products(C1, rz)
+    chunks = [_chunk_pairs(C1, lo, hi, m) for lo, hi in _column_chunks(C1)]
+    key = np.concatenate([c[0] for c in chunks])
+    vv = np.concatenate([c[1] for c in chunks])
+    ll = np.concatenate([c[2] for c in chunks])
+    del chunks
     if m * m <= 50_000_000:
         present = np.zeros(m * m, dtype=bool)
         present[key] = True
@@ -111,5 +165,5 @@ def pair_products(C1: sp.csc_matrix, m: int, rz: int) -> PairProducts:
     P = sp.csr_matrix((vv, (idx, ll)), shape=(len(uniq), q1))
     zz = (pair_i < rz) & (pair_j < rz)
     pz_i, pz_j = pair_i[zz], pair_j[zz]
-    return PairProducts(dense, P, pair_i, pair_j, P[zz], pz_i, pz_j, np.where(pz_i == pz_j, 1.0, 2.0),
+    return PairProducts(None, P, pair_i, pair_j, P[zz], pz_i, pz_j, np.where(pz_i == pz_j, 1.0, 2.0),
                         bool(np.any(pz_i != pz_j)))

@@ -5,11 +5,13 @@ renders its own :meth:`summary` through :class:`~bayesvc.results.table.Summary` 
 statsmodels prints it, HTML, Markdown, LaTeX), so the summary builders live in this layer too.
 """
 
+from .glmm import GLMMResult
 from .inference import ComponentTest, ConfIntResult
 from .mode import ModeResult
 from .posterior import PosteriorResult
 from .reml import OptSummary, RandomEffects, REMLResult
+from .residual_by import ResidualByResult
 from .table import Summary
 
-__all__ = ["REMLResult", "RandomEffects", "OptSummary", "ModeResult", "PosteriorResult", "Summary",
+__all__ = ["GLMMResult", "ResidualByResult", "REMLResult", "RandomEffects", "OptSummary", "ModeResult", "PosteriorResult", "Summary",
            "ComponentTest", "ConfIntResult"]

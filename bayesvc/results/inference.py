@@ -110,7 +110,8 @@ class ConfIntResult:
     ----------
     table : DataFrame
         One row per component SD (named as the component), ``"Residual"`` (the residual SD) and
-        fixed effect: ``kind`` (``sd``, ``sigma``, ``fixed``), ``estimate``, ``lower``, ``upper``,
+        fixed effect, and (correlated terms) one per correlation, ``"<term>: <coef>,<coef> (corr)"``:
+        ``kind`` (``sd``, ``cor``, ``sigma``, ``fixed``), ``estimate``, ``lower``, ``upper``,
         ``criterion`` (the likelihood that was profiled, ``REML`` or ``ML``, or ``Wald``),
         ``at_zero`` (the lower end is 0 because the profile stays below the critical value down to
         zero, or a Wald interval was cut at zero) and ``note``.

@@ -158,6 +158,50 @@ class PosteriorResult:
         """Posterior mean of the residual variance."""
         return float(self.posterior["scale"].mean())
 
+    def predict(self, newdata: pd.DataFrame | None = None, kind: str = "mean",
+                random_effects: bool = True, new_levels: str = "population", seed=None):
+        """Posterior draws of the mean (``kind="mean"``) or of new observations
+        (``"observation"``) at ``newdata`` (``None``: the fitting data): an ``xarray.DataArray``
+        (chain, draw, obs); :func:`bayesvc.predictive_summary` tabulates it.
+
+        ``random_effects=False`` gives ``X beta`` only. A level not seen in fitting gets the
+        population value (``new_levels="population"``), a fresh draw from its term's population
+        distribution in each posterior draw (``"sample"``), or an error (``"error"``). See
+        :mod:`bayesvc.results.posterior_predict`.
+
+        Examples
+        --------
+        >>> da = post.predict(pd.DataFrame({"g": [0, 99]}), kind="observation", seed=1)
+        >>> da.dims, bool(da.sel(obs=1).std() > da.sel(obs=0).std() * 0.5)
+        (('chain', 'draw', 'obs'), True)
+        """
+        from .posterior_predict import posterior_predict
+
+        return posterior_predict(self, newdata, kind=kind, random_effects=random_effects,
+                                 new_levels=new_levels, seed=seed)
+
+    def posterior_predictive(self, seed=None):
+        """``idata`` plus the ``posterior_predictive`` group (``y``, one replicated data set per
+        draw, random effects of the fitted levels), beside ``observed_data``: what ArviZ's
+        predictive checks read.
+
+        Examples
+        --------
+        >>> dt = post.posterior_predictive(seed=1)
+        >>> dt["posterior_predictive"]["y"].dims, "observed_data" in dt.children
+        (('chain', 'draw', 'obs'), True)
+        """
+        from .posterior_predict import with_posterior_predictive
+
+        return with_posterior_predictive(self, seed=seed)
+
+    def r2(self, ci_prob: float = 0.95) -> dict:
+        """Nakagawa and Schielzeth's marginal and conditional R-squared per draw, each as
+        ``{"mean", "median", "lower", "upper"}`` (:func:`bayesvc.results.r2.posterior_r2`)."""
+        from .r2 import posterior_r2
+
+        return posterior_r2(self, ci_prob=ci_prob)
+
     def summary(self, ci_prob: float = 0.95, ci_kind: str = "eti"):
         """NUTS summary in the MixedLM layout (``ci_kind`` 'eti' or 'hdi' at ``ci_prob``).
 

@@ -344,6 +344,40 @@ class REMLResult:
         """
         return reml_summary(self, alpha=alpha)
 
+    def predict(self, newdata: pd.DataFrame | None = None, random_effects: bool = True,
+                new_levels: str = "population") -> pd.Series:
+        """The fitted mean at ``newdata`` (``None``: the fitting data), as lme4's ``predict()``.
+
+        ``random_effects=False`` gives ``X beta`` alone (lme4's ``re.form = NA``); with random
+        effects each row adds the conditional modes of its levels. A level not seen in fitting
+        gets the population value for that term (``new_levels="population"``, lme4's
+        ``allow.new.levels = TRUE``) or an error naming the column and the levels
+        (``"error"``). See :mod:`bayesvc.results.predict`.
+
+        Examples
+        --------
+        >>> nd = pd.DataFrame({"g": [0, 99]})
+        >>> p = reml.predict(nd)
+        >>> bool(np.isclose(p[1], reml.fe_params["Intercept"])), bool(p[0] < p[1])
+        (True, True)
+        """
+        from .predict import reml_predict
+
+        return reml_predict(self, newdata, random_effects=random_effects, new_levels=new_levels)
+
+    def r2(self) -> dict:
+        """Nakagawa and Schielzeth's marginal and conditional R-squared at the estimates
+        (:mod:`bayesvc.results.r2`): ``{"marginal": ..., "conditional": ...}``.
+
+        Examples
+        --------
+        >>> sorted(reml.r2())
+        ['conditional', 'marginal']
+        """
+        from .r2 import reml_r2
+
+        return reml_r2(self)
+
     def to_dict(self) -> dict:
         """The CLI's JSON contract: ``method, llf, fe_params, variances, covariances, correlations
         (of correlated terms, keyed as the covariances), converged``.

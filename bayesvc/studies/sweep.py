@@ -25,27 +25,34 @@ from __future__ import annotations
 import os
 import threading
 import time
-import warnings
 
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from ..errors import fail
+from ..errors import SamplingWarning, fail, warn
 from ..estimators.bayes import sample
-from ..estimators.bayes.cache import cached_build, design_token
+from ..estimators.bayes.cache import cached_build, design_token, set_priors
 from ..estimators.parallel import executor_pool
 from ..priors import Prior, PriorSet, resolve_priors, sd_family
 from ..validate import validate_choice, validate_ci_prob, validate_sampling, validate_seed
+from .reweight import reweighted_sweep
 from .sweep_result import SCALES, SweepResult
 
 
-def sample_cached(model, priors=None, **kw):
-    """``model.sample(priors=priors, **kw)`` through the compiled-model cache (no recompilation
-    for priors that differ from an earlier fit only in their scales)."""
+def sample_cached(model, priors=None, marginalize=True, **kw):
+    """``model.sample(priors=priors, marginalize=marginalize, **kw)`` through the compiled-model
+    cache (no recompilation for priors that differ from an earlier fit only in their scales)."""
     from ..estimators.bayes import sample_cached as _sample_cached
 
-    return _sample_cached(model.design, priors, kernel=model.kernel if model.design.scalar else None, **kw)
+    return _sample_cached(model.design, priors, kernel=_kernel(model, marginalize), marginalize=marginalize,
+                          **kw)
+
+
+def _kernel(model, marginalize):
+    """The model's kernel where the marginalization may need it (the full collapse, or the cost
+    rule of ``True``/``"auto"``); building it costs time on big designs."""
+    return model.kernel if model.design.scalar and marginalize not in (False, "none", "partial") else None
 
 
 def sweepable(design) -> list[str]:
@@ -109,9 +116,10 @@ def _fit_point(task: dict) -> dict:
     """Run one grid point (also in a worker process); returns plain summaries and timings."""
     t0 = time.perf_counter()
     vcmodel, ps = task["vcmodel"], task["priors"]
-    kernel = vcmodel.kernel if vcmodel.design.scalar else None
-    built, compiled, t_compile = cached_build(vcmodel.design, task["build_priors"], kernel, task["token"])
-    compiled = compiled.with_data(**ps.data(built.model.named_vars))
+    built, compiled, t_compile = cached_build(vcmodel.design, task["build_priors"],
+                                              _kernel(vcmodel, task["marginalize"]), task["token"],
+                                              task["marginalize"])
+    compiled = set_priors(built, compiled, ps)
     with threadpool_limits(1):
         t1 = time.perf_counter()
         # one random-effect draw per chain: the sweep summarises SDs and fixed effects only
@@ -128,9 +136,30 @@ def _fit_point(task: dict) -> dict:
             except Exception:  # noqa: BLE001 - the mode is a convenience column
                 mode = None
         t_map = time.perf_counter() - t2
-    return {"rows": _point_rows(res, mode, task["ci_prob"]), "divergences": res.divergences,
-            "compile_s": t_compile, "sample_s": t_sample, "map_s": t_map, "total_s": time.perf_counter() - t0,
-            "worker": f"{os.getpid()}:{threading.current_thread().name}"}
+    out = {"rows": _point_rows(res, mode, task["ci_prob"]), "divergences": res.divergences,
+           "compile_s": t_compile, "sample_s": t_sample, "map_s": t_map, "total_s": time.perf_counter() - t0,
+           "worker": f"{os.getpid()}:{threading.current_thread().name}", "method": "refit", "khat": np.nan}
+    if task.get("keep_draws"):
+        out["draws"] = _point_draws(res)
+    return out
+
+
+def _point_draws(res) -> dict:
+    """Flattened draws of every summarised parameter, by label (for reweighting)."""
+    post = res.posterior
+    return {label: (post[var].sel(sel) if sel else post[var]).values.ravel()
+            for label, _, var, sel in _labels(res.design)}
+
+
+def _modes(model, ps, wanted: bool) -> dict:
+    """``{label: posterior mode}`` at the priors ``ps`` (empty when not wanted or it fails)."""
+    if not wanted:
+        return {}
+    try:
+        mode = model.fit_map(priors=ps)
+    except Exception:  # noqa: BLE001 - the mode is a convenience column
+        return {}
+    return {label: _mode_value(mode, var, comp) for label, comp, var, _ in _labels(model.design)}
 
 
 # ----------------------------------------------------------------------------- executors
@@ -208,22 +237,24 @@ def _grid(model, base: PriorSet, comps, scales, fams, absolute, common: dict) ->
 def _collect(meta, results, draws, chains) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows, trows = [], []
     for m, r in zip(meta, results):
-        rows += [{**m, **row, "divergences": r["divergences"]} for row in r["rows"]]
+        rows += [{**m, **row, "divergences": r["divergences"], "method": r["method"], "khat": r["khat"]}
+                 for row in r["rows"]]
         trows.append({**{k: m[k] for k in ("family", "component", "scale")},
-                      **{k: r[k] for k in ("compile_s", "sample_s", "map_s", "total_s", "worker")}})
+                      **{k: r[k] for k in ("compile_s", "sample_s", "map_s", "total_s", "worker", "method")}})
     table = pd.DataFrame(rows)
     bad = table[(table.r_hat > 1.05) | (table.divergences > 0.01 * draws * chains)]
     if len(bad):
-        warnings.warn(f"prior_sweep: {bad[['family', 'component', 'scale']].drop_duplicates().shape[0]} "
-                      "grid point(s) with R-hat above 1.05 or more than 1% divergent transitions: "
-                      "increase draws/tune before reading their summaries", stacklevel=3)
+        warn(f"prior_sweep: {bad[['family', 'component', 'scale']].drop_duplicates().shape[0]} "
+             "grid point(s) with R-hat above 1.05 or more than 1% divergent transitions: "
+             "increase draws/tune before reading their summaries", SamplingWarning)
     return table, pd.DataFrame(trows)
 
 
 def prior_sweep(model, scales=(0.5, 1, 2, 5), families=("halfnormal",), components=None, draws=500,
                 tune=500, chains=2, random_seed=None, executor=None, ci_prob=0.95, *,
                 absolute: bool = False, priors=None, mode: bool = True,
-                workers: int | None = None, scale: str = "variance") -> SweepResult:
+                workers: int | None = None, scale: str = "variance", marginalize=True,
+                reweight: bool = True) -> SweepResult:
     """Refit ``model`` (a :class:`~bayesvc.VCModel`) across a grid of SD-prior scales, one
     component at a time.
 
@@ -251,10 +282,18 @@ def prior_sweep(model, scales=(0.5, 1, 2, 5), families=("halfnormal",), componen
         Probability of the equal-tailed intervals.
     mode : bool
         Add the posterior mode of each grid point (:meth:`VCModel.fit_map`; cheap).
+    reweight : bool
+        Fit the base priors once and reach each grid point by Pareto-smoothed importance
+        reweighting of its draws (:mod:`bayesvc.studies.reweight`), refitting only the points whose
+        k-hat exceeds 0.7; the table's ``method`` (``"reweighted"`` / ``"refit"``) and ``khat``
+        columns say which. ``False``: refit every point.
     scale : {'variance', 'sd'}
         What the result reports by default (printing, :meth:`SweepResult.swept`,
         :meth:`~SweepResult.change`, :meth:`~SweepResult.to_records`, the plot): variances, as the
         fit and comparison summaries do, or SDs. The table holds both.
+    marginalize : bool or str
+        How every grid point treats the random effects, as :meth:`VCModel.sample`'s
+        ``marginalize`` (one compiled model per prior structure and marginalization).
 
     Returns
     -------
@@ -273,14 +312,18 @@ def prior_sweep(model, scales=(0.5, 1, 2, 5), families=("halfnormal",), componen
     draws, tune, chains = validate_sampling(draws, tune, chains, prefix="prior_sweep: ")
     common = {"token": design_token(design), "draws": draws, "tune": tune, "chains": chains,
               "seed": validate_seed(random_seed), "ci_prob": validate_ci_prob(ci_prob),
-              "mode": bool(mode) and design.scalar}
+              "mode": bool(mode) and design.scalar, "marginalize": marginalize}
     tasks, meta, base_scales = _grid(model, base, comps, scale_list, fams, absolute, common)
     reml = model.fit_reml()  # the plot's reference (a boundary fit is reported once, here)
     reml_sd = pd.Series({**{c: float(np.sqrt(max(v, 0.0))) for c, v in reml.vcomp.items()},
                          "Residual": float(np.sqrt(reml.scale))}, name="reml_sd")
     t0 = time.perf_counter()
     with threadpool_limits(1):
-        results, how = _run(tasks, executor, chains, workers)
+        if reweight:
+            results, how = reweighted_sweep(base, tasks, meta, _fit_point, lambda ts: _run(ts, executor, chains, workers),
+                                            lambda ps: _modes(model, ps, common["mode"]))
+        else:
+            results, how = _run(tasks, executor, chains, workers)
     table, timings = _collect(meta, results, draws, chains)
     return SweepResult(table=table, reml=reml_sd, timings=timings, base_scales=base_scales, executor=how,
                        wall_seconds=time.perf_counter() - t0, ci_prob=ci_prob, priors=base,

@@ -40,7 +40,10 @@ models <- list(
   sleepstudy_uncorr = list(formula = "Reaction ~ 1 + Days + (1 | Subject) + (0 + Days | Subject)",
                            data = "sleepstudy", singular_ok = FALSE),
   orthodont  = list(formula = "distance ~ 1 + age + (1 | Subject)", data = "Orthodont",
-                    singular_ok = FALSE)
+                    singular_ok = FALSE),
+  # a correlated term: .sig01 = SD (Intercept), .sig02 = correlation, .sig03 = SD Days
+  sleepstudy_corr = list(formula = "Reaction ~ 1 + Days + (1 + Days | Subject)",
+                         data = "sleepstudy", singular_ok = FALSE)
 )
 
 LEVELS <- c("0.95" = 0.95, "0.90" = 0.90)
@@ -91,7 +94,8 @@ exact_profile_ci <- function(fit_ml, dat, levels) {
   fe <- fixef(fit_ml)
   np <- length(opt) - length(fe)
   hat_sig <- opt[seq_len(np)]
-  stopifnot(all(vapply(sig_map(fit_ml), function(e) e$scale, "") == "sd"))
+  # correlations (scale "cor") live in [-1, 1], SDs in [0, Inf)
+  is_cor <- vapply(sig_map(fit_ml), function(e) e$scale, "") == "cor"
 
   # profiled deviance with variance parameter j fixed at v
   pd_sig <- function(j, v) {
@@ -100,12 +104,16 @@ exact_profile_ci <- function(fit_ml, dat, levels) {
     f <- function(x) { p <- hat_sig; p[j] <- v; p[others] <- x; dd(p) }
     if (length(others) == 1) {
       scale <- max(start, 0.1 * max(hat_sig))
-      lo <- if (others == np) start / 20 else 0      # sigma > 0, an SD >= 0
-      o <- optimize(f, c(lo, scale * 20), tol = 1e-13 * scale)
+      lo <- if (others == np) start / 20 else if (is_cor[others]) -1 else 0  # sigma > 0, an SD >= 0
+      hi <- if (is_cor[others]) 1 else scale * 20
+      o <- optimize(f, c(lo, hi), tol = 1e-13 * scale)
       o$objective
     } else {
       lo <- rep(0, length(others)); lo[others == np] <- 1e-8 * start[others == np]
-      o <- minqa::bobyqa(pmax(start, 1e-4 * max(start)), f, lower = lo,
+      lo[is_cor[others]] <- -1
+      up <- ifelse(is_cor[others], 1, Inf)
+      x0 <- ifelse(is_cor[others], start, pmax(start, 1e-4 * max(start)))
+      o <- minqa::bobyqa(x0, f, lower = lo, upper = up,
                          control = list(rhoend = 1e-11 * max(start), maxfun = 1e5))
       o$fval
     }
@@ -145,18 +153,25 @@ exact_profile_ci <- function(fit_ml, dat, levels) {
   for (par in params) {
     pd <- if (par$kind == "sig") function(v) pd_sig(par$j, v) else function(v) pd_fix(par$j, v)
     zeta <- function(v) sign(v - par$hat) * sqrt(max(0, pd(v) - base))
-    step <- if (par$kind == "fix") se_fe[[par$j]] else max(par$hat, 0.1 * max(hat_sig)) / 2
+    cor_par <- par$kind == "sig" && is_cor[par$j]
+    step <- if (par$kind == "fix") se_fe[[par$j]] else if (cor_par) (1 - abs(par$hat)) / 4 else
+      max(par$hat, 0.1 * max(hat_sig)) / 2
     for (lv in names(levels)) {
       z <- qnorm((1 + levels[[lv]]) / 2)
       tol <- 1e-11 * max(1, abs(par$hat), step)
       # upper
       hi <- par$hat + step
-      while (zeta(hi) < z) hi <- hi + 2 * step
-      upper <- uniroot(function(v) zeta(v) - z, c(par$hat, hi), tol = tol)$root
+      while (zeta(hi) < z && !(cor_par && hi >= 1)) hi <- if (cor_par) min(1, hi + 2 * step) else hi + 2 * step
+      upper <- if (cor_par && zeta(hi) < z) 1 else
+        uniroot(function(v) zeta(v) - z, c(par$hat, hi), tol = tol)$root
       # lower (a variance parameter stops at 0, as in lme4)
-      is_sd <- par$kind == "sig" && par$j < np      # a random-effect SD (not sigma)
+      is_sd <- par$kind == "sig" && par$j < np && !cor_par  # a random-effect SD (not sigma)
       if (is_sd && (par$hat <= 0 || zeta(0) > -z)) {
         lower <- 0
+      } else if (cor_par) {
+        lo <- max(-1, par$hat - step)
+        while (zeta(lo) > -z && lo > -1) lo <- max(-1, lo - 2 * step)
+        lower <- if (zeta(lo) > -z) -1 else uniroot(function(v) zeta(v) + z, c(lo, par$hat), tol = tol)$root
       } else {
         lo <- par$hat - step
         if (par$kind == "sig" && lo <= 0) lo <- par$hat / 2

@@ -25,8 +25,11 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from ...kernel import Kernel
 from ...priors import PriorSet, resolve_priors
+from ..plan import plan_marginalization
 from .model import BuiltModel, build_pymc
+from .native import native_model, native_supported, with_priors
 from .sample import compile_nutpie, sample
 
 _CACHE: OrderedDict = OrderedDict()
@@ -80,10 +83,13 @@ def clear_cache() -> None:
         _KEY_LOCKS.clear()
 
 
-def cached_build(design, priors: PriorSet, kernel=None, token: str | None = None):
-    """``(BuiltModel, nutpie compiled model, compile seconds)`` for ``priors``' structure, from this
-    process's cache (0 seconds on a hit). The compiled object holds the scales it was built with."""
-    key = (token or design_token(design), priors.structure())
+def cached_build(design, priors: PriorSet, kernel=None, token: str | None = None, marginalize=True):
+    """``(BuiltModel, nutpie compiled model, compile seconds)`` for ``priors``' structure and the
+    marginalization ``marginalize`` resolves to (:func:`~bayesvc.estimators.plan.plan_marginalization`),
+    from this process's cache (0 seconds on a hit). The compiled object holds the scales it was
+    built with."""
+    plan = plan_marginalization(design, marginalize, kernel)
+    key = (token or design_token(design), priors.structure(), plan.kind, plan.integrated_term, plan.centered)
     with _CACHE_LOCK:
         lock = _KEY_LOCKS.setdefault(key, threading.Lock())
     with lock:
@@ -93,8 +99,7 @@ def cached_build(design, priors: PriorSet, kernel=None, token: str | None = None
                 _CACHE.move_to_end(key)
                 return hit[0], hit[1], 0.0
         t0 = time.perf_counter()
-        built = build_pymc(design, priors, marginalize=True, kernel=kernel)
-        compiled = compile_nutpie(built.model)
+        built, compiled = _build(design, priors, plan, kernel)
         seconds = time.perf_counter() - t0
         with _CACHE_LOCK:
             _CACHE[key] = (built, compiled)
@@ -104,18 +109,38 @@ def cached_build(design, priors: PriorSet, kernel=None, token: str | None = None
         return built, compiled, seconds
 
 
-def compiled_model(design, priors=None, kernel=None, token: str | None = None) -> tuple[BuiltModel, object]:
+def _build(design, priors: PriorSet, plan, kernel=None):
+    """``(BuiltModel, nutpie model)``: the full collapse through the native callbacks where it can
+    (:mod:`.native`, no compilation), else a PyMC model compiled by nutpie."""
+    if plan.kind == "full":
+        kernel = kernel or Kernel(design)
+        if native_supported(design, kernel, priors):
+            return BuiltModel(None, priors, plan, kernel), native_model(design, kernel, priors)
+    built = build_pymc(design, priors, marginalize=plan, kernel=kernel if plan.needs_kernel else None)
+    return built, compile_nutpie(built.model)
+
+
+def set_priors(built: BuiltModel, compiled, priors: PriorSet):
+    """``compiled`` (from :func:`cached_build`) with ``priors``' scales: new model data for a PyMC
+    model, a new header for a native one."""
+    if built.model is None:
+        return with_priors(compiled, built.kernel.design, built.kernel, priors)
+    return compiled.with_data(**priors.data(built.model.named_vars))
+
+
+def compiled_model(design, priors=None, kernel=None, token: str | None = None,
+                   marginalize=True) -> tuple[BuiltModel, object]:
     """The built model and its nutpie compilation set to ``priors``' scales."""
     ps = resolve_priors(design, priors)
-    built, compiled, _ = cached_build(design, ps, kernel, token)
-    return built, compiled.with_data(**ps.data(built.model.named_vars))
+    built, compiled, _ = cached_build(design, ps, kernel, token, marginalize)
+    return built, set_priors(built, compiled, ps)
 
 
-def sample_cached(design, priors=None, kernel=None, **kw):
+def sample_cached(design, priors=None, kernel=None, marginalize=True, **kw):
     """:func:`~bayesvc.estimators.bayes.sample` through the cache (no recompilation for priors that
-    differ from an earlier fit only in their scales)."""
+    differ from an earlier fit only in their scales); ``marginalize`` as there."""
     ps = resolve_priors(design, priors)
-    built, compiled = compiled_model(design, ps, kernel)
+    built, compiled = compiled_model(design, ps, kernel, marginalize=marginalize)
     kw.setdefault("progressbar", False)
     with threadpool_limits(1):
         return sample(design, priors=ps, built=built, compiled=compiled, **kw)

@@ -79,7 +79,7 @@ def draw_partial_term(design, k, post: xr.Dataset, re_draws: dict, rng: np.rando
 
 
 def pointwise_loglik(design, post: xr.Dataset, re_draws: dict[str, np.ndarray]) -> np.ndarray:
-    """log N(y_i | x_i beta + z_i b, sigma^2) for every draw and observation."""
+    """log N(y_i | x_i beta + z_i b, sigma^2 / w_i) for every draw and observation."""
     beta, sigma = post["beta"].values, post["sigma"].values
     mu = np.einsum("cdp,np->cdn", beta, design.X)
     for t in design.terms:
@@ -91,7 +91,7 @@ def pointwise_loglik(design, post: xr.Dataset, re_draws: dict[str, np.ndarray]) 
         else:
             flat = b.reshape(b.shape[0], b.shape[1], -1)
             mu += np.asarray((t.Z @ flat.reshape(-1, flat.shape[-1]).T).T).reshape(flat.shape[:2] + (-1,))
-    s = sigma[..., None]
+    s = sigma[..., None] if design.weights is None else sigma[..., None] / np.sqrt(design.weights)
     return -0.5 * (np.log(2 * np.pi) + 2 * np.log(s) + ((design.y - mu) / s) ** 2)
 
 

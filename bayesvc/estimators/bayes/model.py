@@ -24,6 +24,7 @@ from ...kernel import Kernel
 from ...priors import Prior, PriorSet, prior_data_name, resolve_priors
 from ..plan import MarginalizationPlan, plan_marginalization
 from .op import collapsed_loglik_op
+from .transform import scaled_softplus
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,7 +89,9 @@ def pm_variable(prior: Prior, name: str, data_name: str | None = None, **kw):
 
 
 def _sd_variable(ps: PriorSet, component: str):
-    return pm_variable(ps.sd[component], f"sd_{component}", data_name=component)
+    prior = ps.sd[component]
+    return pm_variable(prior, f"sd_{component}", data_name=component,
+                       transform=scaled_softplus(prior.scale), default_transform=None)
 
 
 def build_pymc(design, priors=None, marginalize=True, kernel: Kernel | None = None) -> BuiltModel:
@@ -143,7 +146,8 @@ def _sampled_terms(design, ps: PriorSet, plan: MarginalizationPlan, beta, sigma)
         sd_of.update(zip(t.component_names, term_sds))
     pm.Deterministic("sd", pt.stack([sd_of[c] for c in design.component_names]), dims="component")
     if skip is None:
-        pm.Normal("y", mu=mu, sigma=sigma, observed=design.y, dims="obs")
+        s = sigma if design.weights is None else sigma / np.sqrt(design.weights)  # Var = sigma^2 / w
+        pm.Normal("y", mu=mu, sigma=s, observed=design.y, dims="obs")
     else:
         t = design.terms[skip]
         pm.Potential("loglik", partial_loglik(design, t, mu, sigma, sd_of[t.component_names[0]]))

@@ -21,7 +21,9 @@ from ...results import PosteriorResult
 from ...validate import validate_choice, validate_sampling, validate_seed
 from ..plan import plan_marginalization
 from .draws import draw_partial_term, draw_random_effects, log_prior_dataset, pointwise_loglik
+from .interrupt import ON_INTERRUPT, Interrupted, interrupt_message, sample_nutpie
 from .model import BuiltModel, build_pymc, coords_for
+from .native import native_model, native_supported
 
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 
@@ -64,15 +66,15 @@ def compile_nutpie(model):
         ctx.__exit__(None, None, None)
 
 
-def run_nuts(model, draws, tune, chains, random_seed, sampler, progressbar, compiled=None):
-    """Sample a PyMC model with the chosen NUTS implementation; returns a DataTree."""
+def run_nuts(model, draws, tune, chains, random_seed, sampler, progressbar, compiled=None,
+             on_interrupt="raise"):
+    """Sample a PyMC model with the chosen NUTS implementation; returns a DataTree (nutpie, after
+    a Ctrl-C with ``on_interrupt="keep"``: an :class:`~.interrupt.Interrupted`)."""
     import pymc as pm
 
     if sampler == "nutpie":
-        import nutpie
-
         compiled = compiled if compiled is not None else compile_nutpie(model)
-        return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=random_seed,
+        return sample_nutpie(compiled, on_interrupt, draws, tune=tune, chains=chains, seed=random_seed,
                              progress_bar=progressbar, save_warmup=False)
     with model:
         return pm.sample(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
@@ -80,17 +82,24 @@ def run_nuts(model, draws, tune, chains, random_seed, sampler, progressbar, comp
                          compute_convergence_checks=False, nuts_sampler=sampler)
 
 
-def _resolve(design, priors, marginalize, kernel, sampler, built: BuiltModel | None) -> BuiltModel:
-    """The built model to sample: the one given (a cached build), or a new one."""
+def _resolve(design, priors, marginalize, kernel, sampler, built: BuiltModel | None):
+    """``(built model, nutpie model or None)`` to sample: the one given (a cached build), the full
+    collapse through bayesvc's own compiled callbacks (:mod:`.native`: nothing compiled per model),
+    or a new PyMC model."""
     if built is not None:
-        return built
+        return built, None
     plan = plan_marginalization(design, marginalize, kernel)
+    if plan.kind == "full" and sampler == "nutpie":
+        kernel = kernel or Kernel(design)
+        ps = resolve_priors(design, priors)
+        if native_supported(design, kernel, ps):
+            return BuiltModel(None, ps, plan, kernel), native_model(design, kernel, ps)
     if marginalize in (True, "auto") and plan.kind == "none":
         warn(plan.reason)
     if sampler == "numpyro" and plan.kind == "full":
         fail("sampler='numpyro' needs a model written in PyTensor alone: pass marginalize='partial' "
              "or marginalize=False (the full collapse runs a NumPy kernel)")
-    return build_pymc(design, priors, marginalize=plan, kernel=kernel if plan.needs_kernel else None)
+    return build_pymc(design, priors, marginalize=plan, kernel=kernel if plan.needs_kernel else None), None
 
 
 def _complete_random_effects(design, built: BuiltModel, post: xr.Dataset, seed: int, thin: int,
@@ -145,26 +154,33 @@ def _to_datatree(design, ps, post, sample_stats, re_draws, log_likelihood) -> xr
 def sample(design, priors=None, draws=1000, tune=1000, chains=4, random_seed=None, sampler="nutpie",
            marginalize=True, progressbar=True, kernel: Kernel | None = None, random_effects=True,
            thin_random_effects=1, log_likelihood="auto", built: BuiltModel | None = None,
-           compiled=None, warn_diagnostics: bool = True) -> PosteriorResult:
+           compiled=None, warn_diagnostics: bool = True, on_interrupt: str = "raise") -> PosteriorResult:
     """Sample the posterior with NUTS; returns a :class:`~bayesvc.PosteriorResult`.
 
     The functional form of :meth:`bayesvc.VCModel.sample` (see there for the arguments).
     ``built`` / ``compiled`` reuse an already built model and its nutpie compilation (the
     compiled-model cache); ``priors`` must then describe the priors that model currently holds.
+    ``on_interrupt``: what Ctrl-C during nutpie's sampling does (:mod:`.interrupt`).
     """
     validate_choice(sampler, "sampler", SAMPLERS)
+    validate_choice(on_interrupt, "on_interrupt", ON_INTERRUPT)
     draws, tune, chains = validate_sampling(draws, tune, chains)
     seed = validate_seed(random_seed)
     t0 = time.perf_counter()
     # a cached build holds other priors' values as data: the priors of this fit are ``priors``
     ps = resolve_priors(design, priors) if built is not None else None
-    built = _resolve(design, priors, marginalize, kernel, sampler, built)
+    built, native = _resolve(design, priors, marginalize, kernel, sampler, built)
+    compiled = compiled if compiled is not None else native
     ps = ps or built.priors
     ctx = _quiet()
     try:
-        dt = run_nuts(built.model, draws, tune, chains, seed, sampler, progressbar, compiled=compiled)
+        dt = run_nuts(built.model, draws, tune, chains, seed, sampler, progressbar, compiled=compiled,
+                      on_interrupt=on_interrupt)
     finally:
         ctx.__exit__(None, None, None)
+    if isinstance(dt, Interrupted):
+        warn(interrupt_message(dt.kept, draws, chains), SamplingWarning)
+        dt, draws = dt.tree, dt.kept
     t_sample = time.perf_counter() - t0
     post = dt["posterior"].to_dataset()
     post = post.drop_vars([v for v in post.data_vars if v.startswith(("sd_", "z_", "chol_", "prior_"))])
