@@ -170,6 +170,9 @@ def partition_stats(df: pd.DataFrame, plan: Plan) -> Partial:
     """``W'W`` of one partition, with its own (sorted) level encodings."""
     df = df[list(plan.columns)]
     na = df.isna()
+    num = df.select_dtypes(include="number").columns  # inf is missing too, as in memory (checks.py)
+    if len(num):
+        na[num] |= ~np.isfinite(df[num].to_numpy(dtype=float))
     counts = {c: int(v) for c, v in na.sum().items() if v}
     bad = na.any(axis=1).to_numpy()
     na_rows = int(bad.sum())
