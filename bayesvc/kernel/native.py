@@ -10,9 +10,9 @@ a second process loads it instead of compiling (PyTensor's graph for the same mo
 and all, is re-optimised by LLVM on every compilation, 15-30 s here). Hand-written because nutpie's
 PyMC route embeds the data into the compiled callback.
 
-Coordinates ``x = (beta, log sigma, log sd_1 .. log sd_K)``; the log posterior is the collapsed
-log-likelihood plus the priors' log densities (up to constants) plus the log-Jacobian
-``log sigma + sum log sd``. SD prior codes: :data:`PRIOR_CODES`.
+Coordinates ``x = (beta, log sigma, u_1 .. u_K)`` with ``sd_k = c_k softplus(u_k)`` (``c_k`` the
+SD prior's scale, as on the PyMC route); the log posterior is the collapsed log-likelihood plus
+the priors' log densities (up to constants) plus the log-Jacobian. SD prior codes: :data:`PRIOR_CODES`.
 
 >>> sorted(PRIOR_CODES)
 ['Exponential', 'HalfCauchy', 'HalfFlat', 'HalfNormal', 'HalfStudentT']
@@ -33,8 +33,8 @@ from .compiled import KernelArrays, logp_grad
 #: HalfCauchy beta; Exponential lam)
 PRIOR_CODES = {"HalfFlat": 0, "HalfNormal": 1, "HalfStudentT": 2, "HalfCauchy": 3, "Exponential": 4}
 
-#: header: p, K, first, dense, diag_s, n (float bits), fixed-prior code, then address / size /
-#: rows / cols of every array (:data:`_ARRAYS`, then the prior tables)
+#: header: p, K, first, dense, diag_s, n (float bits), fixed-prior code, 0.5 sum log w (float
+#: bits), then address / size / rows / cols of every array (:data:`_ARRAYS`, then the prior tables)
 _HEAD = 8
 _ARRAYS = ("rest_comp", "a1", "C1d", "Pd", "Pi", "Pp", "pair_i", "pair_j", "Pzd", "Pzi", "Pzp", "pz_i",
            "pz_j", "pz_w", "Czd", "Czi", "Czp", "Arr", "ZtWf")
@@ -122,6 +122,40 @@ def _sd_prior(code, a, b, s):
 
 
 @njit(cache=True)
+def _sd_scale(code, a, b):
+    """The prior's scale ``c`` of the SD transform ``sd = c * softplus(u)`` (1 without one), as
+    :func:`bayesvc.estimators.bayes.transform.scaled_softplus` takes it on the PyMC route."""
+    if code == 1 or code == 3:
+        return a
+    if code == 2:
+        return b
+    if code == 4:
+        return 1.0 / a
+    return 1.0
+
+
+@njit(cache=True)
+def _softplus(u):
+    return u + np.log1p(np.exp(-u)) if u > 0.0 else np.log1p(np.exp(u))
+
+
+@njit(cache=True)
+def _sigmoid(u):
+    return 1.0 / (1.0 + np.exp(-u)) if u >= 0.0 else np.exp(u) / (1.0 + np.exp(u))
+
+
+@njit(cache=True)
+def _scales(x, p, nk, codes, prm):
+    """``(sigma, sd_1 .. sd_K)`` at unconstrained ``x``: ``log sigma``; each SD by the scaled
+    softplus (a linear upper tail: see :mod:`bayesvc.estimators.bayes.transform` for why)."""
+    out = np.empty(nk + 1)
+    out[0] = np.exp(x[p])
+    for i in range(1, nk + 1):
+        out[i] = _sd_scale(codes[i], prm[i, 0], prm[i, 1]) * _softplus(x[p + i])
+    return out
+
+
+@njit(cache=True)
 def log_posterior(x, h, grad):
     """Log posterior at unconstrained ``x``; writes its gradient into ``grad``."""
     p, nk = h[0], h[1]
@@ -130,7 +164,7 @@ def log_posterior(x, h, grad):
     beta = x[:p].copy()
     if np.max(np.abs(x[p:])) > 700.0:
         return -np.inf
-    scales = np.exp(x[p:])
+    scales = _scales(x, p, nk, codes, prm)
     ll, db, ds, dt = logp_grad(beta, scales[0], scales[1:].copy(), k)
     if not np.isfinite(ll):
         return -np.inf
@@ -145,8 +179,15 @@ def log_posterior(x, h, grad):
         s = scales[i]
         v, d = _sd_prior(codes[i], prm[i, 0], prm[i, 1], s)
         dl = ds if i == 0 else dt[i - 1]
-        lp += v + x[p + i]
-        grad[p + i] = (dl + d) * s + 1.0
+        u = x[p + i]
+        if i == 0:  # log sigma: ds/du = s, log-Jacobian u
+            lp += v + u
+            grad[p + i] = (dl + d) * s + 1.0
+        else:  # s = c softplus(u): ds/du = c sigmoid(u), log-Jacobian log c + log sigmoid(u)
+            c = _sd_scale(codes[i], prm[i, 0], prm[i, 1])
+            sg = _sigmoid(u)
+            lp += v + np.log(c) - _softplus(-u)
+            grad[p + i] = (dl + d) * c * sg + (1.0 - sg)
     return lp
 
 
@@ -154,14 +195,14 @@ def log_posterior(x, h, grad):
 def expand(x, h, out):
     """The stored draw: ``beta, sigma, sd (K), var (K), scale``."""
     p, nk = h[0], h[1]
+    scales = _scales(x, p, nk, _i1(h, 19), _f2(h, 20))
     out[:p] = x[:p]
-    sigma = np.exp(x[p])
-    out[p] = sigma
+    out[p] = scales[0]
     for i in range(nk):
-        s = np.exp(x[p + 1 + i])
+        s = scales[i + 1]
         out[p + 1 + i] = s
         out[p + 1 + nk + i] = s * s
-    out[p + 1 + 2 * nk] = sigma * sigma
+    out[p + 1 + 2 * nk] = scales[0] * scales[0]
 
 
 _LOGP_SIG = types.int64(types.uint64, types.CPointer(types.double), types.CPointer(types.double),

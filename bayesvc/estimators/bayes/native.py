@@ -71,6 +71,19 @@ def _start_point(kernel) -> tuple[np.ndarray, np.ndarray]:
     return centre, width
 
 
+def _softplus_start(centre, p: int, tables):
+    """``centre`` (``beta, log sigma, log SD``) with each log SD as the native coordinate
+    ``u = softplus^{-1}(sd / c)`` (:func:`bayesvc.kernel.native.log_posterior`)."""
+    codes, params = tables[0], tables[1]
+    out = np.array(centre, dtype=float)
+    for i in range(1, len(codes)):
+        a, b = params[i]
+        c = {1: a, 2: b, 3: a, 4: 1.0 / a if a else 1.0}.get(int(codes[i]), 1.0)
+        y = np.exp(out[p + i]) / c
+        out[p + i] = y + np.log(-np.expm1(-y))
+    return out
+
+
 def _coords(design, names):
     return {"fixed": pd.Index(list(design.fe_names)), "component": pd.Index(design.component_names),
             "unconstrained_parameter": pd.Index(names)}
@@ -85,6 +98,7 @@ def native_model(design, kernel, ps: PriorSet, start=None):
     header, keep = pack(kernel_arrays(kernel), *_prior_tables(design, ps))
     p, nk = design.k_fe, len(design.component_names)
     centre, width = start if start is not None else _start_point(kernel)
+    centre = _softplus_start(centre, p, _prior_tables(design, ps))
 
     def initial_point(seed=None):
         rng = np.random.default_rng(seed)
@@ -94,7 +108,8 @@ def native_model(design, kernel, ps: PriorSet, start=None):
     shapes = [(p,), (), (nk,), (nk,), ()]
     sizes = np.cumsum([0] + [int(np.prod(s)) for s in shapes])
     slices = [slice(int(a), int(b)) for a, b in zip(sizes[:-1], sizes[1:])]
-    unconstrained = [f"beta_{j}" for j in range(p)] + ["sigma_log__"] + [f"sd_{c}_log__" for c in design.component_names]
+    unconstrained = ([f"beta_{j}" for j in range(p)] + ["sigma_log__"]
+                     + [f"sd_{c}_scaled_softplus__" for c in design.component_names])
     return CompiledPyMCModel(
         dims={"beta": ("fixed",), "sd": ("component",), "var": ("component",)},
         _coords=_coords(design, unconstrained), _n_dim=p + 1 + nk,
