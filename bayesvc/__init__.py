@@ -23,6 +23,7 @@ from .studies import ComponentVerdicts, component_verdicts
 from .studies.sbc import SBCResult, sbc
 from .views import Comparison, compare, icc, ranef, variance_shares
 from .views.ppc import grouped_ppc, plot_grouped_ppc
+from .design.summary import SummaryDesign, summary_design
 
 __version__ = "0.1.0"
 
@@ -35,9 +36,10 @@ __all__ = [
     "HalfStudentT", "HalfCauchy", "Exponential", "Flat", "Normal", "compare", "compare_model",
     "Comparison", "variance_shares", "icc", "ranef", "sensitivity", "SensitivityResult", "prior_sweep",
     "SweepResult", "ComponentTest", "ConfIntResult", "component_verdicts", "ComponentVerdicts",
-    "SweepResult", "MixedLM", "mixedlm",
+    "MixedLM", "mixedlm",
     "predictive_summary", "loo", "compare_loo", "sbc", "SBCResult",
     "grouped_ppc", "plot_grouped_ppc",
     "fit_laplace", "GLMMResult", "fit_residual_by", "ResidualByResult", "fit_map_glmm",
+    "SummaryDesign", "summary_design",
 ]
 __all__ += ["SweepError"]

@@ -297,7 +297,7 @@ def _fit(args) -> int:
     if args.json:
         out = dict(result.to_dict())
         out["seconds"] = seconds
-        if hasattr(result, "r2"):  # Nakagawa-Schielzeth R-squared (REML/ML and NUTS)
+        if hasattr(result, "r2") and getattr(result.design, "has_rows", True):  # R-squared (needs X)
             out["r2"] = result.r2()
         if ci is not None:
             out["conf_int"] = ci.to_dict()

@@ -167,7 +167,7 @@ def test_bad_input_detected_in_the_pass():
     assert "must be numeric" in _message(lambda: bvc.VCModel.from_formula("f ~ 1 + (1|a)", data=ddf))
     assert "not expressions" in _message(lambda: bvc.VCModel.from_formula("y ~ x:f + (1|a)", data=ddf))
     inf = dd.from_pandas(d.assign(y=d.y.where(d.index != 5, np.inf)), npartitions=3)
-    assert "1 non-finite" in _message(lambda: bvc.VCModel.from_formula("y ~ 1 + (1|a)", data=inf))
+    assert "missing values (NaN or infinite) in column 'y' (1)" in _message(lambda: bvc.VCModel.from_formula("y ~ 1 + (1|a)", data=inf))
     assert "no Parquet files" in _message(lambda: bvc.VCModel.from_formula("y ~ 1 + (1|a)",
                                                                              data="/nonexistent/*.parquet"))
 

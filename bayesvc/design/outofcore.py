@@ -150,16 +150,29 @@ def make_plan(spec: ModelSpec, dtypes: pd.Series, missing: str) -> Plan:
 
 
 def _factorize(df: pd.DataFrame, cols: tuple[str, ...]):
+    """Sorted level codes; an interaction's levels as a MultiIndex in lexicographic order (each
+    column factorized alone, then their mixed-radix key: much faster than a MultiIndex's)."""
+    parts = [pd.factorize(df[c], sort=True) for c in cols]
     if len(cols) == 1:
-        codes, uniq = pd.factorize(df[cols[0]], sort=True)
-        return codes, pd.Index(uniq)
-    return pd.factorize(pd.MultiIndex.from_frame(df[list(cols)]), sort=True)
+        return parts[0][0], pd.Index(parts[0][1])
+    key = np.zeros(len(df), dtype=np.int64)
+    for codes, uniq in parts:
+        key = key * len(uniq) + codes
+    codes, ukey = pd.factorize(key, sort=True)
+    arrays = []
+    for _, uniq in reversed(parts):
+        arrays.append(pd.Index(uniq).take(ukey % len(uniq)))
+        ukey = ukey // len(uniq)
+    return codes, pd.MultiIndex.from_arrays(arrays[::-1], names=list(cols))
 
 
 def partition_stats(df: pd.DataFrame, plan: Plan) -> Partial:
     """``W'W`` of one partition, with its own (sorted) level encodings."""
     df = df[list(plan.columns)]
     na = df.isna()
+    num = df.select_dtypes(include="number").columns  # inf is missing too, as in memory (checks.py)
+    if len(num):
+        na[num] |= ~np.isfinite(df[num].to_numpy(dtype=float))
     counts = {c: int(v) for c, v in na.sum().items() if v}
     bad = na.any(axis=1).to_numpy()
     na_rows = int(bad.sum())
@@ -186,12 +199,12 @@ def partition_stats(df: pd.DataFrame, plan: Plan) -> Partial:
     return Partial(levels, (W.T @ W).tocsr(), n, counts, na_rows, nonfinite)
 
 
-def _colmap(blocks, old_levels, new_levels) -> np.ndarray:
-    """Position in the merged ``W`` of every column of a partial's ``W``."""
-    widths = []
-    fi = 0
+def _colmap(blocks, positions, sizes) -> tuple[np.ndarray, int]:
+    """Position in the merged ``W`` of every column of a partial's ``W`` (``positions``: each
+    factor's local levels in the merged levels; ``sizes``: the merged level counts)."""
+    widths, fi = [], 0
     for kind, p in blocks:
-        widths.append(len(new_levels[fi]) * p if kind == "f" else 1)
+        widths.append(sizes[fi] * p if kind == "f" else 1)
         fi += kind == "f"
     offs = np.concatenate([[0], np.cumsum(widths)])
     out, fi = [], 0
@@ -199,33 +212,41 @@ def _colmap(blocks, old_levels, new_levels) -> np.ndarray:
         if kind == "s":
             out.append(np.array([offs[b]]))
             continue
-        pos = new_levels[fi].get_indexer(old_levels[fi])
-        out.append((offs[b] + pos[:, None] * p + np.arange(p)[None, :]).ravel())
+        out.append((offs[b] + positions[fi][:, None] * p + np.arange(p)[None, :]).ravel())
         fi += 1
     return np.concatenate(out).astype(np.int64), int(offs[-1])
 
 
+def _union(indexes: list) -> tuple[pd.Index, list[np.ndarray]]:
+    """Sorted union of level indexes and each one's positions in it (by :func:`_factorize` of
+    their concatenated values: far faster than pairwise ``Index.union`` for interactions)."""
+    frame = pd.concat([ix.to_frame(index=False) for ix in indexes], ignore_index=True)
+    frame.columns = [str(c) for c in range(frame.shape[1])]
+    codes, union = _factorize(frame, tuple(frame.columns))
+    if union.nlevels > 1:
+        union = union.set_names(indexes[0].names)
+    ends = np.cumsum([len(ix) for ix in indexes])
+    return union, np.split(codes, ends[:-1])
+
+
 def merge(parts: list[Partial], blocks) -> Partial:
-    """Sum partials (``blocks``: the plan's column blocks): sorted union of every factor's levels, sparse sums re-indexed to it."""
+    """Sum partials (``blocks``: the plan's column blocks): sorted union of every factor's
+    levels, sparse sums re-indexed to it."""
     parts = [p for p in parts if p is not None]
     if len(parts) == 1:
         return parts[0]
-    nf = len(parts[0].levels)
-    new_levels = []
-    for j in range(nf):
-        ix = parts[0].levels[j]
-        for p in parts[1:]:
-            ix = ix.union(p.levels[j])
-        new_levels.append(ix)
+    unions = [_union([p.levels[j] for p in parts]) for j in range(len(parts[0].levels))]
+    sizes = [len(u) for u, _ in unions]
     rows, colsl, vals = [], [], []
     size = 0
-    for p in parts:
-        cmap, size = _colmap(blocks, p.levels, new_levels)
+    for k, p in enumerate(parts):
+        cmap, size = _colmap(blocks, [pos[k] for _, pos in unions], sizes)
         coo = p.M.tocoo()
         rows.append(cmap[coo.row])
         colsl.append(cmap[coo.col])
         vals.append(coo.data)
     M = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(colsl))), shape=(size, size))
+    new_levels = [u for u, _ in unions]
     na: dict = {}
     for p in parts:
         for c, v in p.na.items():

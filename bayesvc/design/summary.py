@@ -98,6 +98,9 @@ class SummaryDesign:
     xcols: np.ndarray = field(default=None, repr=False)  # X's columns of M
     groups = None
     has_rows = False
+    # what an in-memory Design may carry and a summary design does not (Gaussian, unit weights)
+    fixed_encoding = weights = offset = residual_codes = residual_levels = residual_name = None
+    family = "gaussian"
 
     nobs = property(lambda self: self.stats.n, doc="Number of observations.")
     k_fe = property(lambda self: self.stats.p, doc="Number of fixed effects.")
@@ -151,9 +154,10 @@ class SummaryDesign:
 def _check_rows(part, plan, response: str) -> None:
     if part.na and plan.missing == "error":
         detail = ", ".join(f"{c!r} ({part.na[c]})" for c in plan.columns if c in part.na)
-        fail(f"missing values in column {detail}; pass missing='drop' to drop {part.na_rows} incomplete rows")
+        fail(f"missing values (NaN or infinite) in column {detail}; pass missing='drop' to drop "
+             f"{part.na_rows} incomplete rows")
     if part.na_rows:
-        warn(f"dropped {part.na_rows} rows with missing values in the model's columns")
+        warn(f"dropped {part.na_rows} rows with missing values (NaN or infinite) in the model's columns")
     if part.n == 0:
         fail("data is empty: it has no rows")
     if part.nonfinite:
