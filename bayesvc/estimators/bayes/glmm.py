@@ -12,18 +12,15 @@ root, so that variance shares read the draws as for a linear mixed model.
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
-import xarray as xr
 
-from ...errors import SamplingWarning, fail, warn
+from ...errors import fail
 from ...kernel.glmm import log_density
 from ...priors import glmm_priors
 from ...results import PosteriorResult
-from ...validate import validate_sampling, validate_seed
 from .model import _fixed_effects, _sampled_term, coords_for
-from .sample import _quiet, run_nuts
+from .joint import linear_predictor, sample_joint
 
 
 def build_glmm_pymc(design, priors=None):
@@ -59,13 +56,9 @@ def build_glmm_pymc(design, priors=None):
 
 
 def _pointwise(design, post) -> np.ndarray:
-    eta = np.einsum("cdp,np->cdn", post["beta"].values, design.X)
+    eta = linear_predictor(design, post)
     if design.offset is not None:
         eta = eta + design.offset
-    for t in design.terms:
-        b = post[f"re_{t.name}"].values
-        b = b[..., None] if b.ndim == 3 else b
-        eta = eta + np.einsum("cdnp,np->cdn", b[:, :, t.codes, :], t.zvals)
     n = np.ones_like(design.y) if design.weights is None else design.weights
     return log_density(design.family, design.y, n, eta)
 
@@ -75,29 +68,5 @@ def sample_glmm(design, priors=None, draws=1000, tune=1000, chains=4, random_see
     """NUTS on the non-centered joint model of a GLMM (module docstring)."""
     if any(t.codes is None for t in design.terms):
         fail("NUTS for GLMMs needs one level per observation in every term")
-    draws, tune, chains = validate_sampling(draws, tune, chains)
-    seed = validate_seed(random_seed)
-    t0 = time.perf_counter()
-    model, ps = build_glmm_pymc(design, priors)
-    ctx = _quiet()
-    try:
-        dt = run_nuts(model, draws, tune, chains, seed, sampler, progressbar)
-    finally:
-        ctx.__exit__(None, None, None)
-    t_sample = time.perf_counter() - t0
-    post = dt["posterior"].to_dataset()
-    post = post.drop_vars([v for v in post.data_vars if v.startswith(("sd_", "z_", "chol_"))])
-    ll = _pointwise(design, post)
-    groups = {"posterior": post, "sample_stats": dt["sample_stats"].to_dataset(),
-              "log_likelihood": xr.Dataset({"y": (("chain", "draw", "obs"), ll)},
-                                           coords={"chain": post.chain, "draw": post.draw}),
-              "observed_data": xr.Dataset({"y": (("obs",), design.y)})}
-    tree = xr.DataTree.from_dict({k: xr.DataTree(v) for k, v in groups.items()})
-    result = PosteriorResult(design=design, idata=tree, priors=ps, sampler=sampler, marginalize="none",
-                             draws=draws, tune=tune, chains=chains, seed=seed,
-                             seconds=time.perf_counter() - t0, sampling_seconds=t_sample)
-    with np.errstate(invalid="ignore", divide="ignore"):  # binomial: sigma is constant (R-hat 0/0)
-        messages = result.diagnostic_messages()
-    for message in messages:
-        warn(message, SamplingWarning)
-    return result
+    return sample_joint(design, lambda: build_glmm_pymc(design, priors), _pointwise, draws, tune, chains,
+                        random_seed, sampler, progressbar)

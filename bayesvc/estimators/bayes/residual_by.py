@@ -10,17 +10,13 @@ recombined per level at every evaluation, which the compiled kernel does not do 
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
-import xarray as xr
 
-from ...errors import SamplingWarning, warn
 from ...priors import resolve_priors
 from ...results import PosteriorResult
-from ...validate import validate_sampling, validate_seed
 from .model import _fixed_effects, _sampled_term, coords_for, pm_variable
-from .sample import _quiet, run_nuts
+from .joint import linear_predictor, sample_joint
 
 
 def build_residual_by_pymc(design, priors=None):
@@ -51,11 +47,7 @@ def build_residual_by_pymc(design, priors=None):
 
 
 def _pointwise(design, post) -> np.ndarray:
-    mu = np.einsum("cdp,np->cdn", post["beta"].values, design.X)
-    for t in design.terms:
-        b = post[f"re_{t.name}"].values
-        b = b[..., None] if b.ndim == 3 else b
-        mu = mu + np.einsum("cdnp,np->cdn", b[:, :, t.codes, :], t.zvals)
+    mu = linear_predictor(design, post)
     s = post["sigma_by"].values[..., design.residual_codes]
     if design.weights is not None:
         s = s / np.sqrt(design.weights)
@@ -65,26 +57,5 @@ def _pointwise(design, post) -> np.ndarray:
 def sample_residual_by(design, priors=None, draws=1000, tune=1000, chains=4, random_seed=None,
                        sampler="nutpie", progressbar=True) -> PosteriorResult:
     """NUTS with one residual SD per level (module docstring)."""
-    draws, tune, chains = validate_sampling(draws, tune, chains)
-    seed = validate_seed(random_seed)
-    t0 = time.perf_counter()
-    model, ps = build_residual_by_pymc(design, priors)
-    ctx = _quiet()
-    try:
-        dt = run_nuts(model, draws, tune, chains, seed, sampler, progressbar)
-    finally:
-        ctx.__exit__(None, None, None)
-    t_sample = time.perf_counter() - t0
-    post = dt["posterior"].to_dataset()
-    post = post.drop_vars([v for v in post.data_vars if v.startswith(("sd_", "z_", "chol_"))])
-    groups = {"posterior": post, "sample_stats": dt["sample_stats"].to_dataset(),
-              "log_likelihood": xr.Dataset({"y": (("chain", "draw", "obs"), _pointwise(design, post))},
-                                           coords={"chain": post.chain, "draw": post.draw}),
-              "observed_data": xr.Dataset({"y": (("obs",), design.y)})}
-    tree = xr.DataTree.from_dict({k: xr.DataTree(v) for k, v in groups.items()})
-    result = PosteriorResult(design=design, idata=tree, priors=ps, sampler=sampler, marginalize="none",
-                             draws=draws, tune=tune, chains=chains, seed=seed,
-                             seconds=time.perf_counter() - t0, sampling_seconds=t_sample)
-    for message in result.diagnostic_messages():
-        warn(message, SamplingWarning)
-    return result
+    return sample_joint(design, lambda: build_residual_by_pymc(design, priors), _pointwise, draws, tune,
+                        chains, random_seed, sampler, progressbar)
