@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..design import Design
 from ..design.covariance import covariance_name
-from .reml import OptSummary, RandomEffects
+from .reml import FitAccessors, OptSummary, RandomEffects
 from .summaries import reml_summary
 from .table import Summary
 
@@ -40,7 +40,7 @@ def latent_residual_variance(family: str, design: Design, fe_params, vcomp) -> f
 
 
 @dataclass(frozen=True)
-class GLMMResult:
+class GLMMResult(FitAccessors):
     """A binomial or Poisson GLMM fitted by ML with the Laplace approximation (glmer, nAGQ = 1).
 
     Attributes
@@ -122,22 +122,6 @@ class GLMMResult:
     def cov_re_se(self) -> dict:
         """No standard errors for correlated terms' covariances (NaN)."""
         return {k: v * np.nan for k, v in self.cov_re.items()}
-
-    @property
-    def variances(self) -> pd.Series:
-        """Component variances plus the latent residual variance (``"Residual"``)."""
-        return pd.concat([self.vcomp, pd.Series({"Residual": self.scale})])
-
-    @property
-    def boundary(self) -> tuple[str, ...]:
-        return self.opt.boundary
-
-    @property
-    def nobs(self) -> int:
-        return self.design.nobs
-
-    def ranef(self) -> RandomEffects:
-        return self.random_effects
 
     @property
     def aic(self) -> float:

@@ -146,8 +146,33 @@ def _four(x: float) -> str:
     return f"{x:.4f}"
 
 
+class FitAccessors:
+    """What every likelihood fit (:class:`REMLResult`, :class:`~bayesvc.results.glmm.GLMMResult`)
+    derives the same way from its ``vcomp``, ``scale``, ``opt``, ``design`` and ``random_effects``."""
+
+    @property
+    def variances(self) -> pd.Series:
+        """Component variances plus the residual variance (``"Residual"``)."""
+        return pd.concat([self.vcomp, pd.Series({"Residual": self.scale})])
+
+    @property
+    def boundary(self) -> tuple[str, ...]:
+        """Components whose variance was estimated as exactly zero (a singular fit)."""
+        return self.opt.boundary
+
+    @property
+    def nobs(self) -> int:
+        """Number of observations used in the fit."""
+        return self.design.nobs
+
+    def ranef(self) -> RandomEffects:
+        """The random effects' conditional modes and variances (``random_effects``); see
+        :func:`bayesvc.ranef` for a tidy table with conditional SDs."""
+        return self.random_effects
+
+
 @dataclass(frozen=True)
-class REMLResult:
+class REMLResult(FitAccessors):
     """A REML or ML fit.
 
     Attributes
@@ -254,26 +279,6 @@ class REMLResult:
     def scale_se(self) -> float:
         """Standard error of the residual variance (from ``cov_vc``)."""
         return float(np.sqrt(self.cov_vc.loc["Residual", "Residual"]))
-
-    @property
-    def variances(self) -> pd.Series:
-        """Component variances plus the residual variance (``"Residual"``)."""
-        return pd.concat([self.vcomp, pd.Series({"Residual": self.scale})])
-
-    @property
-    def boundary(self) -> tuple[str, ...]:
-        """Components whose variance was estimated as exactly zero (a singular fit)."""
-        return self.opt.boundary
-
-    @property
-    def nobs(self) -> int:
-        """Number of observations used in the fit."""
-        return self.design.nobs
-
-    def ranef(self) -> RandomEffects:
-        """The random effects' conditional modes and variances (``random_effects``); see
-        :func:`bayesvc.ranef` for a tidy table with conditional SDs."""
-        return self.random_effects
 
     @property
     def aic(self) -> float:
