@@ -122,3 +122,15 @@ def test_r2_equals_the_reference(case):
     assert abs(got["marginal"] - ref["R2_marginal"]) < 1e-5
     assert abs(got["conditional"] - ref["R2_conditional"]) < 1e-5
     assert abs(marg - ref["R2_marginal"]) < 1e-9 and abs(cond - ref["R2_conditional"]) < 1e-9
+
+
+def test_pickled_fit_keeps_numbers_and_says_why_newdata_fails(case):
+    """A design travels to worker processes by pickle without formulae's encodings (they hold
+    modules): its fitted-data predictions are unchanged; new data gets a one-line reason."""
+    import pickle
+
+    m, fit, nd = case
+    back = pickle.loads(pickle.dumps(fit))
+    np.testing.assert_array_equal(back.predict(), fit.predict())
+    with pytest.raises(bvc.SpecificationError, match="unpickled"):
+        back.predict(nd)

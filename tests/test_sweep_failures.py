@@ -112,3 +112,32 @@ def test_scheduler_address_connects_a_client():
 def test_unreachable_scheduler_is_one_line():
     with pytest.raises(bvc.SpecificationError, match="cannot connect to the dask scheduler"):
         executor_pool("tcp://127.0.0.1:9", None, 1, "prior_sweep")
+
+
+class _KillsItsWorker:
+    """Unpickling this in a worker process ends that process (``os._exit``): a real dead worker."""
+
+    def __reduce__(self):
+        import os
+
+        return (os._exit, (1,))
+
+
+def test_a_real_dead_process_worker_is_named(monkeypatch, model):
+    """executor='processes' with one spawned worker: the third grid point's task kills the worker
+    as it arrives, so that point and the one queued behind it fail with BrokenProcessPool, and the
+    two points that finished first are kept."""
+    real_run = sweep_mod._run
+
+    def poisoned(tasks, executor, chains, workers=None):
+        tasks = [dict(t, poison=_KillsItsWorker()) if i == 2 else t for i, t in enumerate(tasks)]
+        return real_run(tasks, executor, chains, workers)
+
+    monkeypatch.setattr(sweep_mod, "_run", poisoned)
+    with pytest.raises(bvc.SweepError) as info:
+        bvc.prior_sweep(model, scales=(0.5, 1, 2, 5), executor="processes", workers=1, mode=False,
+                        reweight=False, draws=100, tune=100, chains=1, random_seed=1)
+    msg = str(info.value)
+    assert "component 'g', family 'halfnormal', scale 2" in msg and "BrokenProcessPool" in msg
+    assert [f["scale"] for f in info.value.failed] == [2.0, 5.0]
+    assert sorted(info.value.partial.table.scale.unique()) == [0.5, 1.0]

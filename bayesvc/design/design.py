@@ -62,6 +62,13 @@ class RandomTerm:
     correlated: bool = False
     encoding: object = field(default=None, repr=False)
 
+    def __getstate__(self) -> dict:
+        # formulae's term matrix holds modules; pickled without it, as Design.fixed_encoding
+        state = dict(self.__dict__)
+        if state.get("encoding") is not None:
+            state["encoding"] = "not pickled"
+        return state
+
     @property
     def p(self) -> int:
         """Number of coefficients per level (columns of the term's model matrix)."""
@@ -185,6 +192,15 @@ class Design:
     residual_codes: np.ndarray | None = None
     residual_levels: tuple[str, ...] | None = None
     residual_name: str | None = None
+
+    def __getstate__(self) -> dict:
+        # formulae's design matrix holds its evaluation environment (modules), which pickle cannot
+        # carry: a design sent to a worker process (process or dask sweeps, bootstrap) or saved
+        # travels without it, and new-data prediction says so (bayesvc.design.newdata)
+        state = dict(self.__dict__)
+        if state.get("fixed_encoding") is not None:
+            state["fixed_encoding"] = "not pickled"
+        return state
 
     @property
     def nobs(self) -> int:

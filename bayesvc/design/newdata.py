@@ -112,6 +112,9 @@ def new_rows(design: Design, newdata: pd.DataFrame | None = None, new_levels: st
         n = design.nobs
         return NewRows(design.X, [t.codes for t in design.terms], [t.zvals for t in design.terms], {},
                        [np.full(n, -1) for _ in design.terms], [t.Z for t in design.terms])
+    if isinstance(design.fixed_encoding, str) or any(isinstance(t.encoding, str) for t in design.terms):
+        fail("newdata: this model was unpickled, and its fixed-effect encodings (formulae's) cannot be "
+             "pickled; predict on new data in the process that built the model")
     if design.spec is None or design.fixed_encoding is None:
         fail("newdata needs a model built from a formula: a model built from arrays has no "
              "encodings to apply to new data (predict with newdata=None)")
