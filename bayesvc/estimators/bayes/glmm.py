@@ -19,8 +19,8 @@ from ...errors import fail
 from ...kernel.glmm import log_density
 from ...priors import glmm_priors
 from ...results import PosteriorResult
-from .model import _fixed_effects, _sampled_term, coords_for
-from .joint import linear_predictor, sample_joint
+from .model import _fixed_effects, coords_for
+from .joint import linear_predictor, sample_joint, sampled_predictor
 
 
 def build_glmm_pymc(design, priors=None):
@@ -34,13 +34,7 @@ def build_glmm_pymc(design, priors=None):
         eta = pt.dot(pt.as_tensor_variable(design.X), beta)
         if design.offset is not None:
             eta = eta + design.offset
-        sds = {}
-        for t in design.terms:
-            contrib, term_sds = _sampled_term(t, ps, centered=False)
-            eta = eta + contrib
-            sds.update(zip(t.component_names, term_sds))
-        sd = pm.Deterministic("sd", pt.stack([sds[c] for c in design.component_names]), dims="component")
-        pm.Deterministic("var", sd**2, dims="component")
+        eta = sampled_predictor(design, ps, eta)
         if design.family == "binomial":
             k = np.round(design.y * design.weights).astype(int)
             pm.Binomial("y", n=design.weights.astype(int), logit_p=eta, observed=k, dims="obs")
@@ -48,7 +42,8 @@ def build_glmm_pymc(design, priors=None):
         else:
             pm.Poisson("y", mu=pt.exp(eta), observed=design.y.astype(int), dims="obs")
             off = 0.0 if design.offset is None else float(np.mean(design.offset))
-            lam = pt.exp(off + pt.mean(pt.dot(pt.as_tensor_variable(design.X), beta)) + 0.5 * pt.sum(sd**2))
+            xb = pt.mean(pt.dot(pt.as_tensor_variable(design.X), beta))
+            lam = pt.exp(off + xb + 0.5 * pt.sum(model["sd"] ** 2))
             scale = pt.log1p(1.0 / lam)
         pm.Deterministic("scale", scale)
         pm.Deterministic("sigma", pt.sqrt(scale))

@@ -15,6 +15,24 @@ from ...validate import validate_sampling, validate_seed
 from .sample import _quiet, run_nuts
 
 
+def sampled_predictor(design, ps, eta):
+    """Inside a ``pm.Model``: ``eta`` plus every term's non-centered random effects, with the
+    ``sd`` and ``var`` deterministics of the components; returns the linear predictor."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    from .model import _sampled_term
+
+    sds = {}
+    for t in design.terms:
+        contrib, term_sds = _sampled_term(t, ps, centered=False)
+        eta = eta + contrib
+        sds.update(zip(t.component_names, term_sds))
+    sd = pm.Deterministic("sd", pt.stack([sds[c] for c in design.component_names]), dims="component")
+    pm.Deterministic("var", sd**2, dims="component")
+    return eta
+
+
 def linear_predictor(design, post) -> np.ndarray:
     """``X beta + sum_t Z_t b_t`` per draw, (chain, draw, obs), from the ``beta`` and ``re_<term>``
     draws (without an offset)."""

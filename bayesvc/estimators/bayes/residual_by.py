@@ -15,8 +15,8 @@ import numpy as np
 
 from ...priors import resolve_priors
 from ...results import PosteriorResult
-from .model import _fixed_effects, _sampled_term, coords_for, pm_variable
-from .joint import linear_predictor, sample_joint
+from .model import _fixed_effects, coords_for, pm_variable
+from .joint import linear_predictor, sample_joint, sampled_predictor
 
 
 def build_residual_by_pymc(design, priors=None):
@@ -29,13 +29,7 @@ def build_residual_by_pymc(design, priors=None):
     with pm.Model(coords=coords) as model:
         beta = _fixed_effects(design, ps)
         mu = pt.dot(pt.as_tensor_variable(design.X), beta)
-        sds = {}
-        for t in design.terms:
-            contrib, term_sds = _sampled_term(t, ps, centered=False)
-            mu = mu + contrib
-            sds.update(zip(t.component_names, term_sds))
-        sd = pm.Deterministic("sd", pt.stack([sds[c] for c in design.component_names]), dims="component")
-        pm.Deterministic("var", sd**2, dims="component")
+        mu = sampled_predictor(design, ps, mu)
         sigma_by = pm_variable(ps.residual, "sigma_by", dims="residual_level")
         s = sigma_by[design.residual_codes]
         if design.weights is not None:
