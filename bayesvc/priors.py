@@ -330,7 +330,7 @@ class PriorSet:
     >>> model.fit_map(priors=custom).priors is custom
     True
     >>> custom.describe()["sd"], custom.data()
-    ({'g': 'HalfNormal(sigma=1.0)'}, {'prior_g': 1.0, 'prior_Residual': 2.0})
+    ({'g': 'HalfNormal(sigma=1.0)'}, {'prior_g': 1.0, 'prior_Residual': 2.0, 'prior_fixed_mu': array([0.]), 'prior_fixed_sigma': array([5.])})
     """
 
     sd: dict  # component -> Prior
@@ -348,14 +348,21 @@ class PriorSet:
         def norm(p):
             return repr(p.with_param(1.0)) if p.param_name else repr(p)
 
+        # Normal fixed-effect priors hold their means and SDs as model data (:meth:`data`)
         return (tuple((c, norm(p)) for c, p in self.sd.items()), norm(self.residual),
-                tuple((n, norm(p)) for n, p in self.fixed.items()))
+                tuple((n, "Flat" if p.flat else type(p).__name__) for n, p in self.fixed.items()))
 
     def data(self, names=None) -> dict:
-        """``prior_<name>`` -> the swept parameter's value (only the ``names`` given, if any)."""
+        """``prior_<name>`` -> the swept parameter's value, and ``prior_fixed_mu`` /
+        ``prior_fixed_sigma`` -> the Normal fixed-effect priors' means and SDs (only the ``names``
+        given, if any)."""
         out = {prior_data_name(c): float(p.param_value) for c, p in self.sd.items() if p.param_name}
         if self.residual.param_name:
             out[prior_data_name("Residual")] = float(self.residual.param_value)
+        fixed = list(self.fixed.values())
+        if fixed and not any(p.flat for p in fixed):
+            out[prior_data_name("fixed_mu")] = np.array([p.mu for p in fixed], dtype=float)
+            out[prior_data_name("fixed_sigma")] = np.array([p.sigma for p in fixed], dtype=float)
         if names is not None:
             out = {k: v for k, v in out.items() if k in names}
         return out

@@ -119,7 +119,7 @@ def _fit_point(task: dict) -> dict:
     built, compiled, t_compile = cached_build(vcmodel.design, task["build_priors"],
                                               _kernel(vcmodel, task["marginalize"]), task["token"],
                                               task["marginalize"])
-    compiled = set_priors(built, compiled, ps)
+    compiled = set_priors(built, compiled, ps, vcmodel.design)
     with threadpool_limits(1):
         t1 = time.perf_counter()
         # one random-effect draw per chain: the sweep summarises SDs and fixed effects only

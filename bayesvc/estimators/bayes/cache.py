@@ -1,9 +1,17 @@
-"""Compiled-model cache: one built PyMC model and nutpie compilation per design content and prior
+"""Compiled-model cache: one built PyMC model and nutpie compilation per model shape and prior
 structure, per process.
 
 Every SD prior's swept parameter is model data (``prior_<name>``), so two prior sets with the same
 families (:meth:`bayesvc.PriorSet.structure`) share one compiled model; a fit with other scales
 only swaps that data with ``compiled.with_data(...)``: it costs sampling, not compilation.
+
+The partial collapse and the non-centered model read the response, the fixed-effect matrix, the
+weights and the terms' codes as model data too (:func:`~.model.design_data`), so they are keyed by
+the design's shape (:func:`~.model.shape_key`): a new response or a new data set with the same
+terms, levels and columns reuses the compiled model (a simulation study compiles once). The data
+of the fit at hand is always set (:func:`set_priors`), never left from the fit that built it. The
+full collapse on the PyMC route holds its kernel in an Op and is keyed by the design's content;
+the native full collapse compiles nothing.
 
 The design's content hash (:func:`design_token`) is memoised per :class:`~bayesvc.design.Design`
 instance, so designs of the same data and formula share compiled models. Worker processes fill
@@ -28,7 +36,7 @@ from threadpoolctl import threadpool_limits
 from ...kernel import Kernel
 from ...priors import PriorSet, resolve_priors
 from ..plan import plan_marginalization
-from .model import BuiltModel, build_pymc
+from .model import BuiltModel, build_pymc, design_data, shape_key
 from .native import native_model, native_supported, with_priors
 from .sample import compile_nutpie, sample
 
@@ -89,7 +97,9 @@ def cached_build(design, priors: PriorSet, kernel=None, token: str | None = None
     from this process's cache (0 seconds on a hit). The compiled object holds the scales it was
     built with."""
     plan = plan_marginalization(design, marginalize, kernel)
-    key = (token or design_token(design), priors.structure(), plan.kind, plan.integrated_term, plan.centered)
+    shape = shape_key(design, plan)
+    key = (shape or token or design_token(design), priors.structure(), plan.kind, plan.integrated_term,
+           plan.centered)
     with _CACHE_LOCK:
         lock = _KEY_LOCKS.setdefault(key, threading.Lock())
     with lock:
@@ -120,12 +130,13 @@ def _build(design, priors: PriorSet, plan, kernel=None):
     return built, compile_nutpie(built.model)
 
 
-def set_priors(built: BuiltModel, compiled, priors: PriorSet):
-    """``compiled`` (from :func:`cached_build`) with ``priors``' scales: new model data for a PyMC
-    model, a new header for a native one."""
+def set_priors(built: BuiltModel, compiled, priors: PriorSet, design=None):
+    """``compiled`` (from :func:`cached_build`) with ``priors``' scales and ``design``'s data: new
+    model data for a PyMC model, a new header for a native one."""
     if built.model is None:
         return with_priors(compiled, built.kernel.design, built.kernel, priors)
-    return compiled.with_data(**priors.data(built.model.named_vars))
+    arrays = design_data(design, built.plan) if design is not None else None
+    return compiled.with_data(**priors.data(built.model.named_vars), **(arrays or {}))
 
 
 def compiled_model(design, priors=None, kernel=None, token: str | None = None,
@@ -133,7 +144,7 @@ def compiled_model(design, priors=None, kernel=None, token: str | None = None,
     """The built model and its nutpie compilation set to ``priors``' scales."""
     ps = resolve_priors(design, priors)
     built, compiled, _ = cached_build(design, ps, kernel, token, marginalize)
-    return built, set_priors(built, compiled, ps)
+    return built, set_priors(built, compiled, ps, design)
 
 
 def sample_cached(design, priors=None, kernel=None, marginalize=True, **kw):

@@ -94,6 +94,37 @@ def _sd_variable(ps: PriorSet, component: str):
                        transform=scaled_softplus(prior.scale), default_transform=None)
 
 
+def design_data(design, plan: MarginalizationPlan) -> dict | None:
+    """The arrays a sampled (partial or non-centered) model reads as model data, by name: the
+    response, the fixed-effect matrix, the weights, and per term its level codes and ``Z`` values
+    (and the integrated term's per-level ``sum z^2``). Two designs of one :func:`shape_key` differ
+    only in these, so a compiled model is reused with ``compiled.with_data(**design_data(...))``.
+    None for the full collapse (its Op holds the kernel) and for terms without one level per row."""
+    if plan.kind == "full" or any(t.codes is None for t in design.terms):
+        return None
+    out = {"data_y": design.y, "data_X": design.X}
+    if design.weights is not None:
+        out["data_weights"] = design.weights
+    for i, t in enumerate(design.terms):
+        out[f"data_codes_{t.name}"] = t.codes
+        out[f"data_zvals_{t.name}"] = t.zvals
+        if i == plan.integrated_term:
+            z = t.zvals[:, 0]
+            out[f"data_zz_{t.name}"] = np.bincount(t.codes, weights=z * z, minlength=t.n_levels)
+    return out
+
+
+def shape_key(design, plan: MarginalizationPlan) -> tuple | None:
+    """What the graph of a sampled model depends on besides :func:`design_data` (None where
+    :func:`design_data` is): rows, fixed-effect names, each term's name, levels, coefficients and
+    correlation, whether there are weights, and the plan."""
+    if design_data(design, plan) is None:
+        return None
+    terms = tuple((t.name, t.n_levels, tuple(t.coef_names), t.correlated) for t in design.terms)
+    return (design.nobs, tuple(design.fe_names), terms, design.weights is None, tuple(design.component_names),
+            plan.kind, plan.integrated_term, tuple(plan.centered))
+
+
 def build_pymc(design, priors=None, marginalize=True, kernel: Kernel | None = None) -> BuiltModel:
     """Compile a design into a PyMC model.
 
@@ -135,36 +166,44 @@ def _sampled_terms(design, ps: PriorSet, plan: MarginalizationPlan, beta, sigma)
     import pytensor.tensor as pt
 
     skip = plan.integrated_term
-    mu = pt.dot(pt.as_tensor_variable(design.X), beta)
+    arrays = design_data(design, plan)
+    data = {k: pm.Data(k, v) for k, v in arrays.items()} if arrays is not None else {}
+    mu = pt.dot(data.get("data_X", pt.as_tensor_variable(design.X)), beta)
     sd_of = {}
     for i, t in enumerate(design.terms):
         if i == skip:
             sd_of[t.component_names[0]] = _sd_variable(ps, t.component_names[0])
             continue
-        contrib, term_sds = _sampled_term(t, ps, centered=i in plan.centered)
+        contrib, term_sds = _sampled_term(t, ps, centered=i in plan.centered, data=data)
         mu = mu + contrib
         sd_of.update(zip(t.component_names, term_sds))
     pm.Deterministic("sd", pt.stack([sd_of[c] for c in design.component_names]), dims="component")
     if skip is None:
-        s = sigma if design.weights is None else sigma / np.sqrt(design.weights)  # Var = sigma^2 / w
-        pm.Normal("y", mu=mu, sigma=s, observed=design.y, dims="obs")
+        w = data.get("data_weights", design.weights)
+        s = sigma if w is None else sigma / pt.sqrt(w)  # Var = sigma^2 / w
+        pm.Normal("y", mu=mu, sigma=s, observed=data.get("data_y", design.y), dims="obs")
     else:
         t = design.terms[skip]
-        pm.Potential("loglik", partial_loglik(design, t, mu, sigma, sd_of[t.component_names[0]]))
+        pm.Potential("loglik", partial_loglik(design, t, mu, sigma, sd_of[t.component_names[0]], data))
 
 
-def partial_loglik(design, t, mu, sigma, tau):
+def partial_loglik(design, t, mu, sigma, tau, data=None):
     """log N(y | mu, sigma^2 I + tau^2 Z_t Z_t') for a term whose levels partition the data:
     per level ``l`` with ``a_l = sum z^2`` and ``s_l = sum z r``,
     ``log|V_l| = n_l log sigma^2 + log(1 + theta^2 a_l)`` and
     ``r'V^{-1}r = (r'r - theta^2 s_l^2 / (1 + theta^2 a_l)) / sigma^2``, ``theta = tau / sigma``.
-    Written in PyTensor (segment sums by indexing), so autodiff and every backend apply."""
+    Written in PyTensor (segment sums by indexing), so autodiff and every backend apply. ``data``:
+    the model data of :func:`design_data` (constants without it)."""
     import pytensor.tensor as pt
 
-    codes, z = t.codes, t.zvals[:, 0]
-    a = np.bincount(codes, weights=z * z, minlength=t.n_levels)
-    r = pt.as_tensor_variable(design.y) - mu
-    s = pt.inc_subtensor(pt.zeros(t.n_levels)[codes], pt.as_tensor_variable(z) * r)
+    if data:
+        codes, z = data[f"data_codes_{t.name}"], data[f"data_zvals_{t.name}"][:, 0]
+        a, y = data[f"data_zz_{t.name}"], data["data_y"]
+    else:
+        codes, z = t.codes, pt.as_tensor_variable(t.zvals[:, 0])
+        a, y = np.bincount(t.codes, weights=t.zvals[:, 0] ** 2, minlength=t.n_levels), design.y
+    r = pt.as_tensor_variable(y) - mu
+    s = pt.inc_subtensor(pt.zeros(t.n_levels)[codes], z * r)
     th2 = (tau / sigma) ** 2
     denom = 1.0 + th2 * a
     n = design.nobs
@@ -180,8 +219,9 @@ def _fixed_effects(design, ps: PriorSet):
         return pm.Flat("beta", dims="fixed")
     if any(p.flat for p in pri):
         fail("priors: fixed effects must be all flat or all Normal")
-    mu = np.array([p.mu for p in pri])
-    sd = np.array([p.sigma for p in pri])
+    data = ps.data()  # means and SDs as model data: data-scaled defaults do not change the graph
+    mu = pm.Data(prior_data_name("fixed_mu"), data[prior_data_name("fixed_mu")], dims="fixed")
+    sd = pm.Data(prior_data_name("fixed_sigma"), data[prior_data_name("fixed_sigma")], dims="fixed")
     return pm.Normal("beta", mu=mu, sigma=sd, dims="fixed")
 
 
@@ -197,17 +237,26 @@ def _lkj_sd_dist(t, ps: PriorSet):
              f"must share one proper family (its LKJ prior takes one SD distribution); got "
              f"{', '.join(repr(p) for p in pri)}")
     params = {k: np.array([p.params[k] for p in pri], dtype=float) for k in pri[0].params}
+    name = pri[0].param_name
+    if name is not None:  # the swept scales as model data, as for every other SD prior
+        import pytensor.tensor as pt
+
+        params[name] = pt.stack([prior_data(c, p) for c, p in zip(t.component_names, pri)])
     return getattr(pm, pri[0].pm_name).dist(**params, shape=t.p)
 
 
-def _sampled_term(t, ps: PriorSet, centered: bool = False):
-    """``(contribution to the linear predictor, [SD variables])`` of a sampled term."""
+def _sampled_term(t, ps: PriorSet, centered: bool = False, data=None):
+    """``(contribution to the linear predictor, [SD variables])`` of a sampled term; its codes and
+    ``Z`` values from ``data`` (:func:`design_data`'s model data) when given."""
     import pymc as pm
     import pytensor.sparse as pts
     import pytensor.tensor as pt
 
     level_dim = f"{t.name}_level"
-    codes = t.codes
+    data = data or {}
+    codes = data.get(f"data_codes_{t.name}", t.codes)
+    zvals = data.get(f"data_zvals_{t.name}")
+    zvals = pt.as_tensor_variable(t.zvals) if zvals is None else zvals
     if t.scalar:
         sd = _sd_variable(ps, t.component_names[0])
         if centered:
@@ -216,7 +265,7 @@ def _sampled_term(t, ps: PriorSet, centered: bool = False):
             z = pm.Normal(f"z_{t.name}", 0.0, 1.0, dims=level_dim)
             b = pm.Deterministic(f"re_{t.name}", sd * z, dims=level_dim)
         if codes is not None:
-            return pt.as_tensor_variable(t.zvals[:, 0]) * b[codes], [sd]
+            return zvals[:, 0] * b[codes], [sd]
         return pts.structured_dot(pts.as_sparse_variable(t.Z.tocsr()), b[:, None])[:, 0], [sd]
     if codes is None:
         fail(f"term {t.name!r}: non-centered sampling needs one level per observation")
@@ -233,4 +282,4 @@ def _sampled_term(t, ps: PriorSet, centered: bool = False):
         r, c = np.tril_indices(t.p, -1)
         pm.Deterministic(f"corr_{t.name}", corr[r, c], dims=f"{t.name}_pair")
         pm.Deterministic(f"cov_{t.name}", corr[r, c] * stds[r] * stds[c], dims=f"{t.name}_pair")
-    return pt.sum(pt.as_tensor_variable(t.zvals) * b[codes], axis=1), sds
+    return pt.sum(zvals * b[codes], axis=1), sds

@@ -82,16 +82,16 @@ def run_nuts(model, draws, tune, chains, random_seed, sampler, progressbar, comp
                          compute_convergence_checks=False, nuts_sampler=sampler)
 
 
-def _resolve(design, priors, marginalize, kernel, sampler, built: BuiltModel | None):
+def _resolve(design, ps, marginalize, kernel, sampler, built: BuiltModel | None):
     """``(built model, nutpie model or None)`` to sample: the one given (a cached build), the full
     collapse through bayesvc's own compiled callbacks (:mod:`.native`: nothing compiled per model),
-    or a new PyMC model."""
+    a PyMC model from the compiled-model cache (nutpie: compiled once per model shape) or a new
+    PyMC model (the other samplers)."""
     if built is not None:
         return built, None
     plan = plan_marginalization(design, marginalize, kernel)
     if plan.kind == "full" and sampler == "nutpie":
         kernel = kernel or Kernel(design)
-        ps = resolve_priors(design, priors)
         if native_supported(design, kernel, ps):
             return BuiltModel(None, ps, plan, kernel), native_model(design, kernel, ps)
     if marginalize in (True, "auto") and plan.kind == "none":
@@ -99,7 +99,12 @@ def _resolve(design, priors, marginalize, kernel, sampler, built: BuiltModel | N
     if sampler == "numpyro" and plan.kind == "full":
         fail("sampler='numpyro' needs a model written in PyTensor alone: pass marginalize='partial' "
              "or marginalize=False (the full collapse runs a NumPy kernel)")
-    return build_pymc(design, priors, marginalize=plan, kernel=kernel if plan.needs_kernel else None), None
+    kernel = kernel if plan.needs_kernel else None
+    if sampler == "nutpie":
+        from .cache import compiled_model  # the cache samples through this module: imported here
+
+        return compiled_model(design, ps, kernel, marginalize=plan)
+    return build_pymc(design, ps, marginalize=plan, kernel=kernel), None
 
 
 def _complete_random_effects(design, built: BuiltModel, post: xr.Dataset, seed: int, thin: int,
@@ -167,11 +172,10 @@ def sample(design, priors=None, draws=1000, tune=1000, chains=4, random_seed=Non
     draws, tune, chains = validate_sampling(draws, tune, chains)
     seed = validate_seed(random_seed)
     t0 = time.perf_counter()
-    # a cached build holds other priors' values as data: the priors of this fit are ``priors``
-    ps = resolve_priors(design, priors) if built is not None else None
-    built, native = _resolve(design, priors, marginalize, kernel, sampler, built)
-    compiled = compiled if compiled is not None else native
-    ps = ps or built.priors
+    # a cached build holds another fit's priors and data: this fit's are ``priors`` and ``design``
+    ps = resolve_priors(design, priors)
+    built, resolved = _resolve(design, ps, marginalize, kernel, sampler, built)
+    compiled = compiled if compiled is not None else resolved
     ctx = _quiet()
     try:
         dt = run_nuts(built.model, draws, tune, chains, seed, sampler, progressbar, compiled=compiled,
