@@ -95,6 +95,22 @@ m3.sample(**KW)
 out["refit_other_data_s"] = time.perf_counter() - t
 out["refit_load"] = load()
 out["native_compilations"] = native.COMPILATIONS["callbacks"]
+# the PyMC route (a correlated term: non-centered), compiled once per shape: first fit, a refit on
+# a new response, and the RSS growth over 10 more refits
+import psutil
+sleep = pd.read_csv("tests/data/sleepstudy.csv", dtype={"Subject": str})
+def sleep_fit(seed):
+    y = sleep.Reaction + np.random.default_rng(seed).normal(0, 5, len(sleep)) * (seed > 0)
+    return bvc.VCModel.from_formula("Reaction ~ Days + (Days|Subject)", sleep.assign(Reaction=y)).sample(**KW)
+t = time.perf_counter(); rc = sleep_fit(0)
+out["correlated_first_fit_s"] = time.perf_counter() - t
+out["correlated_first_fit"] = diag(rc)
+t = time.perf_counter(); sleep_fit(1)
+out["correlated_refit_s"] = time.perf_counter() - t
+rss0 = psutil.Process().memory_info().rss
+for seed in range(2, 12):
+    sleep_fit(seed)
+out["correlated_rss_growth_10_refits_mb"] = (psutil.Process().memory_info().rss - rss0) / 2**20
 sweeps = {}
 for label, scales, mode in (("one_extra", (1, 2), False), ("four", (0.5, 1, 2, 5), False),
                             ("four_with_mode", (0.5, 1, 2, 5), True)):
@@ -177,7 +193,9 @@ def report(results: dict) -> str:
     ip = results.get("inprocess", {})
     if "first_fit_s" in ip:
         rows += ["", f"first fit {ip['first_fit_s']:.2f} s; refit new response {ip['refit_new_response_s']:.2f} s; "
-                 f"refit other data {ip['refit_other_data_s']:.2f} s; sweeps: "
+                 f"refit other data {ip['refit_other_data_s']:.2f} s; correlated (sleepstudy, non-centered) first fit "
+                 f"{ip.get('correlated_first_fit_s', float('nan')):.1f} s, refit {ip.get('correlated_refit_s', float('nan')):.2f} s, "
+                 f"RSS +{ip.get('correlated_rss_growth_10_refits_mb', float('nan')):.0f} MB over 10 refits; sweeps: "
                  + ", ".join(f"{k} {v['wall_s']:.1f} s ({v['over_first_fit']:.2f}x first fit)" for k, v in ip["sweeps"].items())]
         rows += ["", "| design/tune | min ESS | max R-hat | div | sampling s | steps |", "|---|---:|---:|---:|---:|---:|"]
         for k, v in ip["tuning"].items():

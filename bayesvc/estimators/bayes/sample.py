@@ -70,12 +70,12 @@ def run_nuts(model, draws, tune, chains, random_seed, sampler, progressbar, comp
              on_interrupt="raise"):
     """Sample a PyMC model with the chosen NUTS implementation; returns a DataTree (nutpie, after
     a Ctrl-C with ``on_interrupt="keep"``: an :class:`~.interrupt.Interrupted`)."""
-    import pymc as pm
-
-    if sampler == "nutpie":
+    if sampler == "nutpie":  # nutpie alone: the native full collapse never imports PyMC (0.6 s)
         compiled = compiled if compiled is not None else compile_nutpie(model)
         return sample_nutpie(compiled, on_interrupt, draws, tune=tune, chains=chains, seed=random_seed,
                              progress_bar=progressbar, save_warmup=False)
+    import pymc as pm
+
     with model:
         return pm.sample(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                          progressbar=progressbar, cores=1 if sampler == "pymc" else None,
