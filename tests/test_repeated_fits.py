@@ -73,6 +73,7 @@ def _kw(seed):
 
 
 def test_same_shape_reuses_the_compiled_model_with_this_fits_data():
+    cache.clear_cache()
     a = _sleep(1)
     b = _sleep(2, relabel="S")  # new response and new level labels, same shape
     a.sample(**_kw(5))
@@ -95,6 +96,7 @@ def test_partial_collapse_reuses_the_compiled_model_with_this_fits_data():
 
     kw = dict(draws=60, tune=60, chains=1, progressbar=False, log_likelihood=False, marginalize="partial",
               priors={"plate": bvc.HalfNormal(2.0), "sample": bvc.HalfNormal(3.0), "Residual": bvc.HalfNormal(1.0)})
+    cache.clear_cache()
     model(1).sample(random_seed=3, **kw)
     post = model(2).sample(random_seed=4, **kw)
     assert post.marginalize == "partial"

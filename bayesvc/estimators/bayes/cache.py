@@ -20,6 +20,7 @@ their own cache on first use (the nutpie object does not pickle; designs and ker
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import pickle
 import threading
@@ -43,6 +44,7 @@ from .sample import compile_nutpie, sample
 _CACHE: OrderedDict = OrderedDict()
 _CACHE_MAX = 8
 _CACHE_LOCK = threading.Lock()
+_INIT_LOCK = threading.Lock()
 _KEY_LOCKS: dict = {}
 _TOKENS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -135,8 +137,32 @@ def set_priors(built: BuiltModel, compiled, priors: PriorSet, design=None):
     model data for a PyMC model, a new header for a native one."""
     if built.model is None:
         return with_priors(compiled, built.kernel.design, built.kernel, priors)
-    arrays = design_data(design, built.plan) if design is not None else None
-    return compiled.with_data(**priors.data(built.model.named_vars), **(arrays or {}))
+    names = built.model.named_vars
+    values = {**priors.data(names), **((design_data(design, built.plan) or {}) if design is not None else {})}
+    return _initial_point_with(built.model, compiled.with_data(**values), values)
+
+
+def _initial_point_with(model, compiled, values: dict):
+    """``compiled`` whose initial-point function sees ``values`` as the model's data.
+
+    nutpie's ``with_data`` swaps the data of the log density only; its initial points (PyMC's
+    support points, jittered per chain) come from a PyTensor function that reads the model's own
+    shared variables, which hold the data of the fit that built the cached model. Setting them,
+    under a lock, just before each call makes a cached model start where a fresh one would. (The
+    SDs' transform scale stays the one the model was built with: any scale gives the same
+    posterior, but draws for one seed are identical to a fresh model's only for equal prior
+    scales.)"""
+    shared = {k: model.named_vars[k] for k in values}
+    arrays = {k: np.asarray(v, dtype=shared[k].dtype) for k, v in values.items()}
+    first = compiled.initial_point_func
+
+    def initial_point(seed=None):
+        with _INIT_LOCK:
+            for k, v in arrays.items():
+                shared[k].set_value(v)
+            return first(seed)
+
+    return dataclasses.replace(compiled, initial_point_func=initial_point)
 
 
 def compiled_model(design, priors=None, kernel=None, token: str | None = None,
