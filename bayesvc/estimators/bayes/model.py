@@ -100,7 +100,7 @@ def design_data(design, plan: MarginalizationPlan) -> dict | None:
     (and the integrated term's per-level ``sum z^2``). Two designs of one :func:`shape_key` differ
     only in these, so a compiled model is reused with ``compiled.with_data(**design_data(...))``.
     None for the full collapse (its Op holds the kernel) and for terms without one level per row."""
-    if plan.kind == "full" or any(t.codes is None for t in design.terms):
+    if not _reads_data(design, plan):
         return None
     out = {"data_y": design.y, "data_X": design.X}
     if design.weights is not None:
@@ -114,15 +114,19 @@ def design_data(design, plan: MarginalizationPlan) -> dict | None:
     return out
 
 
+def _reads_data(design, plan: MarginalizationPlan) -> bool:
+    """Whether the model of ``plan`` reads the design as model data (:func:`design_data`)."""
+    return plan.kind != "full" and all(t.codes is not None for t in design.terms)
+
+
 def shape_key(design, plan: MarginalizationPlan) -> tuple | None:
     """What the graph of a sampled model depends on besides :func:`design_data` (None where
     :func:`design_data` is): rows, fixed-effect names, each term's name, levels, coefficients and
-    correlation, whether there are weights, and the plan."""
-    if design_data(design, plan) is None:
+    correlation, whether there are weights (the cache adds the plan)."""
+    if not _reads_data(design, plan):
         return None
     terms = tuple((t.name, t.n_levels, tuple(t.coef_names), t.correlated) for t in design.terms)
-    return (design.nobs, tuple(design.fe_names), terms, design.weights is None, tuple(design.component_names),
-            plan.kind, plan.integrated_term, tuple(plan.centered))
+    return (design.nobs, tuple(design.fe_names), terms, design.weights is None, tuple(design.component_names))
 
 
 def build_pymc(design, priors=None, marginalize=True, kernel: Kernel | None = None) -> BuiltModel:
