@@ -172,7 +172,7 @@ def test_bad_sampler_arguments(penicillin):
 
 
 def test_partial_collapse_matches_full(small_nested):
-    """Integrating out only the largest factor gives the same posterior as the full collapse."""
+    """Integrating out the largest factor (here with the small one) gives the same posterior as the full collapse."""
     m = bvc.VCModel.from_formula("y ~ 1 + (1|g1/g2)", data=small_nested)
     kw = dict(draws=1000, tune=1000, chains=2, random_seed=4, progressbar=False)
     full = m.sample(**kw)

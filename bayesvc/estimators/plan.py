@@ -7,10 +7,13 @@ sweeps all read:
 * ``"full"``: every random effect integrated out (the collapsed likelihood through the blocked
   kernel with its analytic gradient; scalar variance components only). Random effects are drawn
   exactly afterwards.
-* ``"partial"``: only the largest scalar factor with one level per observation is integrated out,
+* ``"partial"``: the largest scalar factor with one level per observation is integrated out,
   in closed form per level and in PyTensor alone (so JAX samplers run it; Lai, Domke & Sheldon
-  2024); the other terms are sampled, centered where each level has at least
-  :data:`CENTERED_MIN_OBS_PER_LEVEL` observations, non-centered otherwise.
+  2024), jointly with the small scalar factors (at most :data:`JOINT_MAX_LEVELS` levels in all,
+  such as InstEval's ``dept:service``: a few levels with much data each are where a sampled SD
+  mixes worst); by Woodbury's identity that costs one small dense Cholesky per gradient. The other
+  terms are sampled, centered where each level has at least :data:`CENTERED_MIN_OBS_PER_LEVEL`
+  observations, non-centered otherwise.
 * ``"none"``: the textbook non-centered model ``b = sd * z``, always used for correlated terms
   (LKJ prior).
 
@@ -20,7 +23,7 @@ diagonal (nested designs); otherwise (large crossed designs such as InstEval, wh
 would factor a dense ~1,000-level block) ``"partial"``.
 
 >>> plan_marginalization(model.design, True, model.kernel)
-MarginalizationPlan(kind='full', integrated_term=None, centered=(), reason='the dense block has 0 columns (<= 400)')
+MarginalizationPlan(kind='full', integrated_term=None, centered=(), reason='the dense block has 0 columns (<= 400)', joint=())
 >>> plan_marginalization(slopes.design, True).kind
 'none'
 """
@@ -34,6 +37,12 @@ from ..kernel import Kernel
 
 #: dense Schur complements up to this size are factorized per gradient (full collapse)
 FULL_COLLAPSE_MAX_DENSE = 400
+
+#: the partial collapse integrates small scalar factors out with the largest one while their levels
+#: add up to at most this many (the dense Woodbury block) and ``levels(largest) * JOINT_MAX_LEVELS**2``
+#: stays under :data:`JOINT_MAX_WORK` (the block's cross-products with the largest factor)
+JOINT_MAX_LEVELS = 60
+JOINT_MAX_WORK = 5e8
 
 #: scalar terms with at least this many observations per level are sampled centered in the
 #: partial / non-centered models: with informative data the centered form mixes better
@@ -50,17 +59,25 @@ class MarginalizationPlan:
     ----------
     kind : {'full', 'partial', 'none'}
     integrated_term : int or None
-        ``"partial"``: the index of the term integrated out.
+        ``"partial"``: the index of the largest term integrated out.
     centered : tuple of int
         Terms sampled centered (``"partial"`` only; data-rich scalar terms).
     reason : str
         Why this kind was chosen (shown in summaries and warnings).
+    joint : tuple of int
+        ``"partial"``: the small scalar terms integrated out with ``integrated_term``.
     """
 
     kind: str
     integrated_term: int | None
     centered: tuple[int, ...]
     reason: str
+    joint: tuple[int, ...] = ()
+
+    @property
+    def integrated(self) -> tuple[int, ...]:
+        """Every term integrated out by the partial collapse (none for the other kinds)."""
+        return () if self.integrated_term is None else (self.integrated_term, *self.joint)
 
     @property
     def needs_kernel(self) -> bool:
@@ -80,11 +97,29 @@ def partial_term(design) -> int | None:
     return max(cand, key=lambda i: design.terms[i].q) if cand else None
 
 
+def joint_terms(design, k: int) -> tuple[int, ...]:
+    """The small scalar terms integrated out with term ``k`` (smallest first, within
+    :data:`JOINT_MAX_LEVELS` levels and :data:`JOINT_MAX_WORK`)."""
+    cand = sorted((t.q, i) for i, t in enumerate(design.terms)
+                  if i != k and t.scalar and t.codes is not None)
+    out, m = [], 0
+    for q, i in cand:
+        if m + q > JOINT_MAX_LEVELS or design.terms[k].q * (m + q) ** 2 > JOINT_MAX_WORK:
+            break
+        out.append(i)
+        m += q
+    return tuple(sorted(out))
+
+
 def _partial(design, reason: str) -> MarginalizationPlan:
     k = partial_term(design)
-    centered = tuple(i for i, t in enumerate(design.terms)
-                     if i != k and t.scalar and t.nobs_per_level >= CENTERED_MIN_OBS_PER_LEVEL)
-    return MarginalizationPlan("partial", k, centered, reason)
+    joint = joint_terms(design, k)
+    centered = tuple(i for i, t in enumerate(design.terms) if i != k and i not in joint
+                     and t.scalar and t.nobs_per_level >= CENTERED_MIN_OBS_PER_LEVEL)
+    if joint:
+        names = ", ".join(design.terms[i].name for i in joint)
+        reason = f"{reason}; with it the small factors {names}"
+    return MarginalizationPlan("partial", k, centered, reason, joint)
 
 
 def plan_marginalization(design, marginalize=True, kernel=None) -> MarginalizationPlan:
@@ -123,4 +158,4 @@ def plan_marginalization(design, marginalize=True, kernel=None) -> Marginalizati
         return MarginalizationPlan("full", None, (), "no term can be integrated out alone"
                                    if design.weights is None else "prior weights: full collapse")
     return _partial(design, f"the dense block has {kernel.rz} columns (> {FULL_COLLAPSE_MAX_DENSE}): "
-                    "only the largest factor is integrated out")
+                    "the largest factor is integrated out")

@@ -101,7 +101,7 @@ def cached_build(design, priors: PriorSet, kernel=None, token: str | None = None
     plan = plan_marginalization(design, marginalize, kernel)
     shape = shape_key(design, plan)
     key = (shape or token or design_token(design), priors.structure(), plan.kind, plan.integrated_term,
-           plan.centered)
+           plan.centered, plan.joint)
     with _CACHE_LOCK:
         lock = _KEY_LOCKS.setdefault(key, threading.Lock())
     with lock:

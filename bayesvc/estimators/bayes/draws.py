@@ -53,31 +53,6 @@ def draw_random_effects(kernel: Kernel, post: xr.Dataset, rng: np.random.Generat
     return out, keep
 
 
-def draw_partial_term(design, k, post: xr.Dataset, re_draws: dict, rng: np.random.Generator) -> np.ndarray:
-    """Exact conditional draws of the term integrated out by the partial collapse.
-
-    Given everything else, level ``l`` has precision ``1/tau^2 + a_l/sigma^2`` and mean
-    ``(s_l/sigma^2) / precision`` with ``a_l = sum z^2``, ``s_l = sum z r`` (r: residual without it).
-    """
-    t = design.terms[k]
-    codes, z = t.codes, t.zvals[:, 0]
-    a = np.bincount(codes, weights=z * z, minlength=t.n_levels)
-    beta, sigma = post["beta"].values, post["sigma"].values
-    tau = post["sd"].sel(component=t.component_names[0]).values
-    nc, nd = sigma.shape
-    out = np.empty((nc, nd, t.n_levels))
-    others = [(u.codes, u.zvals[:, 0], re_draws[u.name]) for i, u in enumerate(design.terms) if i != k]
-    for c in range(nc):
-        for d in range(nd):
-            r = design.y - design.X @ beta[c, d]
-            for cu, zu, b in others:
-                r = r - zu * b[c, d][cu]
-            s = np.bincount(codes, weights=z * r, minlength=t.n_levels)
-            prec = 1.0 / tau[c, d] ** 2 + a / sigma[c, d] ** 2
-            out[c, d] = s / sigma[c, d] ** 2 / prec + rng.standard_normal(t.n_levels) / np.sqrt(prec)
-    return out
-
-
 def pointwise_loglik(design, post: xr.Dataset, re_draws: dict[str, np.ndarray]) -> np.ndarray:
     """log N(y_i | x_i beta + z_i b, sigma^2 / w_i) for every draw and observation."""
     beta, sigma = post["beta"].values, post["sigma"].values

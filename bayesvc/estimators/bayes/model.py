@@ -7,8 +7,8 @@ swept parameter as model data (``prior_<name>``) so that prior sweeps change dat
 * ``"full"``: the model's only free variables are the fixed effects, the component SDs and the
   residual SD; the likelihood is one :class:`~bayesvc.estimators.bayes.op` Op calling the blocked
   kernel with its analytic gradient.
-* ``"partial"``: the largest factor is integrated out in closed form per level, in PyTensor
-  (:func:`partial_loglik`); the other terms are sampled.
+* ``"partial"``: the largest factor (with the small ones) is integrated out in closed form, in
+  PyTensor (:mod:`~bayesvc.estimators.bayes.partial`); the other terms are sampled.
 * ``"none"``: the textbook ``b = sd * z, z ~ N(0, 1)`` with an explicit Normal likelihood;
   correlated terms use an LKJ prior whose SD distribution is the user's SD prior family.
 """
@@ -24,6 +24,7 @@ from ...kernel import Kernel
 from ...priors import Prior, PriorSet, prior_data_name, resolve_priors
 from ..plan import MarginalizationPlan, plan_marginalization
 from .op import collapsed_loglik_op
+from .partial import partial_arrays, partial_loglik
 from .transform import scaled_softplus
 
 
@@ -96,21 +97,24 @@ def _sd_variable(ps: PriorSet, component: str):
 
 def design_data(design, plan: MarginalizationPlan) -> dict | None:
     """The arrays a sampled (partial or non-centered) model reads as model data, by name: the
-    response, the fixed-effect matrix, the weights, and per term its level codes and ``Z`` values
-    (and the integrated term's per-level ``sum z^2``). Two designs of one :func:`shape_key` differ
-    only in these, so a compiled model is reused with ``compiled.with_data(**design_data(...))``.
-    None for the full collapse (its Op holds the kernel) and for terms without one level per row."""
-    if not _reads_data(design, plan):
-        return None
+    response, the fixed-effect matrix, the weights, per term its level codes and ``Z`` values, and
+    what the partial collapse reads (:func:`~bayesvc.estimators.bayes.partial.partial_arrays`).
+    Two designs of one :func:`shape_key` differ only in these, so a compiled model is reused with
+    ``compiled.with_data(**design_data(...))``. None for the full collapse (its Op holds the
+    kernel) and for terms without one level per row."""
+    return _arrays(design, plan) if _reads_data(design, plan) else None
+
+
+def _arrays(design, plan: MarginalizationPlan) -> dict:
     out = {"data_y": design.y, "data_X": design.X}
     if design.weights is not None:
         out["data_weights"] = design.weights
-    for i, t in enumerate(design.terms):
-        out[f"data_codes_{t.name}"] = t.codes
-        out[f"data_zvals_{t.name}"] = t.zvals
-        if i == plan.integrated_term:
-            z = t.zvals[:, 0]
-            out[f"data_zz_{t.name}"] = np.bincount(t.codes, weights=z * z, minlength=t.n_levels)
+    for t in design.terms:
+        if t.codes is not None:
+            out[f"data_codes_{t.name}"] = t.codes
+            out[f"data_zvals_{t.name}"] = t.zvals
+    if plan.integrated_term is not None:
+        out.update(partial_arrays(design, plan))
     return out
 
 
@@ -169,50 +173,28 @@ def _sampled_terms(design, ps: PriorSet, plan: MarginalizationPlan, beta, sigma)
     import pymc as pm
     import pytensor.tensor as pt
 
-    skip = plan.integrated_term
     arrays = design_data(design, plan)
-    data = {k: pm.Data(k, v) for k, v in arrays.items()} if arrays is not None else {}
-    mu = pt.dot(data.get("data_X", pt.as_tensor_variable(design.X)), beta)
+    if arrays is not None:
+        data = {k: pm.Data(k, v) for k, v in arrays.items()}
+    else:  # a term without one level per row: the design as constants
+        data = {k: pt.as_tensor_variable(v) for k, v in _arrays(design, plan).items()}
+    mu = pt.dot(data["data_X"], beta)
     sd_of = {}
     for i, t in enumerate(design.terms):
-        if i == skip:
+        if i in plan.integrated:
             sd_of[t.component_names[0]] = _sd_variable(ps, t.component_names[0])
             continue
         contrib, term_sds = _sampled_term(t, ps, centered=i in plan.centered, data=data)
         mu = mu + contrib
         sd_of.update(zip(t.component_names, term_sds))
     pm.Deterministic("sd", pt.stack([sd_of[c] for c in design.component_names]), dims="component")
-    if skip is None:
-        w = data.get("data_weights", design.weights)
+    if not plan.integrated:
+        w = data.get("data_weights")
         s = sigma if w is None else sigma / pt.sqrt(w)  # Var = sigma^2 / w
-        pm.Normal("y", mu=mu, sigma=s, observed=data.get("data_y", design.y), dims="obs")
+        pm.Normal("y", mu=mu, sigma=s, observed=design.y if arrays is None else data["data_y"],
+                  dims="obs")
     else:
-        t = design.terms[skip]
-        pm.Potential("loglik", partial_loglik(design, t, mu, sigma, sd_of[t.component_names[0]], data))
-
-
-def partial_loglik(design, t, mu, sigma, tau, data=None):
-    """log N(y | mu, sigma^2 I + tau^2 Z_t Z_t') for a term whose levels partition the data:
-    per level ``l`` with ``a_l = sum z^2`` and ``s_l = sum z r``,
-    ``log|V_l| = n_l log sigma^2 + log(1 + theta^2 a_l)`` and
-    ``r'V^{-1}r = (r'r - theta^2 s_l^2 / (1 + theta^2 a_l)) / sigma^2``, ``theta = tau / sigma``.
-    Written in PyTensor (segment sums by indexing), so autodiff and every backend apply. ``data``:
-    the model data of :func:`design_data` (constants without it)."""
-    import pytensor.tensor as pt
-
-    if data:
-        codes, z = data[f"data_codes_{t.name}"], data[f"data_zvals_{t.name}"][:, 0]
-        a, y = data[f"data_zz_{t.name}"], data["data_y"]
-    else:
-        codes, z = t.codes, pt.as_tensor_variable(t.zvals[:, 0])
-        a, y = np.bincount(t.codes, weights=t.zvals[:, 0] ** 2, minlength=t.n_levels), design.y
-    r = pt.as_tensor_variable(y) - mu
-    s = pt.inc_subtensor(pt.zeros(t.n_levels)[codes], z * r)
-    th2 = (tau / sigma) ** 2
-    denom = 1.0 + th2 * a
-    n = design.nobs
-    quad = (pt.sum(r * r) - th2 * pt.sum(s * s / denom)) / sigma**2
-    return -0.5 * (n * np.log(2 * np.pi) + 2 * n * pt.log(sigma) + pt.sum(pt.log(denom)) + quad)
+        pm.Potential("loglik", partial_loglik(design, plan, mu, sigma, sd_of, data))
 
 
 def _fixed_effects(design, ps: PriorSet):

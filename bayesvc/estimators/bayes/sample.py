@@ -20,7 +20,8 @@ from ...priors import resolve_priors
 from ...results import PosteriorResult
 from ...validate import validate_choice, validate_sampling, validate_seed
 from ..plan import plan_marginalization
-from .draws import draw_partial_term, draw_random_effects, log_prior_dataset, pointwise_loglik
+from .draws import draw_random_effects, log_prior_dataset, pointwise_loglik
+from .partial import draw_integrated
 from .interrupt import ON_INTERRUPT, Interrupted, interrupt_message, sample_nutpie
 from .model import BuiltModel, build_pymc, coords_for
 from .native import native_model, native_supported
@@ -122,14 +123,13 @@ def _complete_random_effects(design, built: BuiltModel, post: xr.Dataset, seed: 
                 dims = ("chain", "draw", f"{t.name}_level") + (() if t.scalar else (f"{t.name}_coef",))
                 post[f"re_{t.name}"] = xr.DataArray(re_draws[t.name], dims=dims)
     elif plan.kind != "full":
-        skip = plan.integrated_term
         for i, t in enumerate(design.terms):
-            if i != skip:
+            if i not in plan.integrated:
                 re_draws[t.name] = post[f"re_{t.name}"].values
-        if skip is not None and wanted:
-            t = design.terms[skip]
-            re_draws[t.name] = draw_partial_term(design, skip, post, re_draws, rng)
-            post[f"re_{t.name}"] = xr.DataArray(re_draws[t.name], dims=("chain", "draw", f"{t.name}_level"))
+        if plan.integrated and wanted:
+            for name, b in draw_integrated(design, plan, post, re_draws, rng).items():
+                re_draws[name] = b
+                post[f"re_{name}"] = xr.DataArray(b, dims=("chain", "draw", f"{name}_level"))
     for dim in [d for t in design.terms for d in (f"{t.name}_level", f"{t.name}_coef", f"{t.name}_pair")]:
         if dim in post.dims:
             post = post.assign_coords({dim: coords[dim]})
