@@ -42,24 +42,28 @@ def test_plan_joins_the_small_factors(crossed):
     assert plan.integrated_term == _index(d, "a")
     assert plan.joint == tuple(sorted((_index(d, "b"), _index(d, "c"))))
     assert _index(d, "d") not in plan.integrated
-    assert plan.reason.endswith("with it the small factors b, c")
+    assert "with it the small factors b, c" in plan.reason and plan.fixed
 
 
-@pytest.mark.parametrize("joint", [True, False])
-def test_loglik_equals_the_dense_normal(crossed, joint):
+MU0, S0 = np.array([0.8, 0.4]), np.array([2.0, 0.7])  # a Normal fixed-effect prior
+
+
+@pytest.mark.parametrize("joint, fixed", [(True, True), (True, False), (False, True), (False, False)])
+def test_loglik_equals_the_dense_normal(crossed, joint, fixed):
     """log N(y | X beta + Z_d b_d, sigma^2 I + sum_j tau_j^2 Z_j Z_j') at arbitrary parameters, with
-    and without the small factors joined (without: they are part of the mean)."""
+    and without the small factors joined (without: they are part of the mean), and with the fixed
+    effects integrated over their Normal prior (``+ X diag(s0^2) X'``, mean ``X mu0``) or not."""
     import pytensor.tensor as pt
 
     d = crossed.design
     plan = _plan(d)
-    if not joint:
-        plan = MarginalizationPlan("partial", plan.integrated_term, (), "test")
+    assert plan.fixed
+    plan = MarginalizationPlan("partial", plan.integrated_term, (), "test", plan.joint if joint else (), True)
     rng = np.random.default_rng(3)
-    beta, sigma = np.array([0.8, 0.4]), 0.9
+    beta, sigma = (MU0 if fixed else np.array([0.3, -0.2])), 0.9
     tau = {"a": 1.3, "d": 0.6, "b": 0.7, "c": 0.45}
     mu = d.X @ beta
-    V = sigma**2 * np.eye(d.nobs)
+    V = sigma**2 * np.eye(d.nobs) + (d.X * S0**2) @ d.X.T * fixed
     for i, t in enumerate(d.terms):
         Z = t.Z.toarray()
         if i in plan.integrated:
@@ -67,16 +71,22 @@ def test_loglik_equals_the_dense_normal(crossed, joint):
         else:
             mu = mu + Z @ rng.normal(size=t.n_levels)
     data = {k: pt.as_tensor_variable(v) for k, v in design_data(d, plan).items()}
+    assert "data_joint_P" in data  # 120 levels, a handful of distinct counts: grouped
     sd_of = {t.component_names[0]: pt.as_tensor_variable(tau[t.name]) for t in d.terms}
-    ll = partial_loglik(d, plan, pt.as_tensor_variable(mu), pt.as_tensor_variable(sigma), sd_of, data).eval()
     ref = multivariate_normal(mean=mu, cov=V).logpdf(d.y)
-    assert ll == pytest.approx(ref, rel=1e-11, abs=1e-9)
+    ungrouped = {k: v for k, v in data.items() if k not in ("data_joint_P", "data_joint_a")}
+    for dd in (data, ungrouped):
+        ll = partial_loglik(d, plan, pt.as_tensor_variable(mu), pt.as_tensor_variable(sigma), sd_of, dd,
+                            pt.as_tensor_variable(S0) if fixed else None).eval()
+        assert ll == pytest.approx(ref, rel=1e-11, abs=1e-9)
 
 
-def test_conditional_draws_are_the_gaussian_conditional(crossed):
+@pytest.mark.parametrize("fixed", [True, False])
+def test_conditional_draws_are_the_gaussian_conditional(crossed, fixed):
     """Many draws at one parameter value: their mean and variances equal the dense conditional
     ``b | y ~ N(P^{-1} Z'r / sigma^2, P^{-1})``, ``P = Z'Z / sigma^2 + diag(1/tau^2)``, within
-    Monte Carlo error (4 standard errors per level; 4,000 draws)."""
+    Monte Carlo error (4 standard errors per level; 4,000 draws); with ``fixed`` the fixed effects
+    are drawn too, ``Z`` gaining ``X`` and the prior precision ``1/s0^2`` (mean ``mu0``)."""
     d = crossed.design
     plan = _plan(d)
     nd = 4000
@@ -89,16 +99,20 @@ def test_conditional_draws_are_the_gaussian_conditional(crossed):
                        "sd": (("chain", "draw", "component"),
                               np.broadcast_to([tau[c] for c in comps], (1, nd, len(comps))))},
                       coords={"component": comps})
+    if fixed:
+        post = post.drop_vars("beta")
     draws = draw_integrated(d, plan, post, {"d": np.broadcast_to(bd, (1, nd, bd.size))},
-                            np.random.default_rng(9))
+                            np.random.default_rng(9), (MU0, S0) if fixed else None)
     idx = list(plan.integrated)
-    Z = np.hstack([d.terms[i].Z.toarray() for i in idx])
-    prior = np.concatenate([np.full(d.terms[i].n_levels, tau[d.terms[i].name] ** -2.0) for i in idx])
-    r = d.y - d.X @ beta - d.terms[_index(d, "d")].Z @ bd
+    Z = np.hstack([d.terms[i].Z.toarray() for i in idx] + ([d.X] if fixed else []))
+    prior = np.concatenate([np.full(d.terms[i].n_levels, tau[d.terms[i].name] ** -2.0) for i in idx]
+                           + ([S0**-2.0] if fixed else []))
+    r = d.y - d.X @ (MU0 if fixed else beta) - d.terms[_index(d, "d")].Z @ bd
     P = Z.T @ Z / sigma**2 + np.diag(prior)
     cov = np.linalg.inv(P)
-    mean = cov @ Z.T @ r / sigma**2
-    got = np.concatenate([draws[d.terms[i].name][0] for i in idx], axis=1)
+    mean = cov @ Z.T @ r / sigma**2 + (np.concatenate([np.zeros(Z.shape[1] - 2), MU0]) if fixed else 0)
+    got = np.concatenate([draws[d.terms[i].name][0] for i in idx] + ([draws["beta"][0]] if fixed else []),
+                         axis=1)
     se = np.sqrt(np.diag(cov) / nd)
     assert np.all(np.abs(got.mean(0) - mean) < 4 * se)
     # sample variances: relative SE sqrt(2 / nd) ~ 2.2%; 5 SE

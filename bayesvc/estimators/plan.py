@@ -66,6 +66,9 @@ class MarginalizationPlan:
         Why this kind was chosen (shown in summaries and warnings).
     joint : tuple of int
         ``"partial"``: the small scalar terms integrated out with ``integrated_term``.
+    fixed : bool
+        ``"partial"``: the fixed effects are integrated out with them too (when their prior is
+        Normal; a flat prior keeps them sampled), and drawn exactly afterwards.
     """
 
     kind: str
@@ -73,6 +76,7 @@ class MarginalizationPlan:
     centered: tuple[int, ...]
     reason: str
     joint: tuple[int, ...] = ()
+    fixed: bool = False
 
     @property
     def integrated(self) -> tuple[int, ...]:
@@ -114,12 +118,16 @@ def joint_terms(design, k: int) -> tuple[int, ...]:
 def _partial(design, reason: str) -> MarginalizationPlan:
     k = partial_term(design)
     joint = joint_terms(design, k)
+    m = sum(design.terms[i].q for i in joint) + design.k_fe
+    fixed = design.k_fe <= JOINT_MAX_LEVELS and design.terms[k].q * m**2 <= JOINT_MAX_WORK
     centered = tuple(i for i, t in enumerate(design.terms) if i != k and i not in joint
                      and t.scalar and t.nobs_per_level >= CENTERED_MIN_OBS_PER_LEVEL)
     if joint:
         names = ", ".join(design.terms[i].name for i in joint)
         reason = f"{reason}; with it the small factors {names}"
-    return MarginalizationPlan("partial", k, centered, reason, joint)
+    if fixed:
+        reason = f"{reason}; and the fixed effects, under a Normal prior"
+    return MarginalizationPlan("partial", k, centered, reason, joint, fixed)
 
 
 def plan_marginalization(design, marginalize=True, kernel=None) -> MarginalizationPlan:

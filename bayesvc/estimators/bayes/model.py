@@ -24,7 +24,7 @@ from ...kernel import Kernel
 from ...priors import Prior, PriorSet, prior_data_name, resolve_priors
 from ..plan import MarginalizationPlan, plan_marginalization
 from .op import collapsed_loglik_op
-from .partial import partial_arrays, partial_loglik
+from .partial import grouped_levels, partial_arrays, partial_loglik
 from .transform import scaled_softplus
 
 
@@ -126,11 +126,13 @@ def _reads_data(design, plan: MarginalizationPlan) -> bool:
 def shape_key(design, plan: MarginalizationPlan) -> tuple | None:
     """What the graph of a sampled model depends on besides :func:`design_data` (None where
     :func:`design_data` is): rows, fixed-effect names, each term's name, levels, coefficients and
-    correlation, whether there are weights (the cache adds the plan)."""
+    correlation, whether there are weights, the partial collapse's grouping (the cache adds the
+    plan)."""
     if not _reads_data(design, plan):
         return None
     terms = tuple((t.name, t.n_levels, tuple(t.coef_names), t.correlated) for t in design.terms)
-    return (design.nobs, tuple(design.fe_names), terms, design.weights is None, tuple(design.component_names))
+    return (design.nobs, tuple(design.fe_names), terms, design.weights is None, tuple(design.component_names),
+            grouped_levels(design, plan))
 
 
 def build_pymc(design, priors=None, marginalize=True, kernel: Kernel | None = None) -> BuiltModel:
@@ -154,22 +156,25 @@ def build_pymc(design, priors=None, marginalize=True, kernel: Kernel | None = No
     if plan.needs_kernel:
         kernel = kernel or Kernel(design)
     with pm.Model(coords=coords_for(design)) as model:
-        beta = _fixed_effects(design, ps)
+        fixed = _fixed_prior(design, ps)
+        integrate_fixed = plan.fixed and fixed is not None
+        beta = None if integrate_fixed else _fixed_effects(design, ps, fixed)
         sigma = pm_variable(ps.residual, "sigma", data_name="Residual")
         if plan.kind == "full":
             sd = pm.Deterministic("sd", pt.stack([_sd_variable(ps, c) for c in design.component_names]),
                                   dims="component")
             pm.Potential("loglik", collapsed_loglik_op(kernel)(beta, sigma, sd)[0])
         else:
-            _sampled_terms(design, ps, plan, beta, sigma)
+            _sampled_terms(design, ps, plan, beta, sigma, fixed if integrate_fixed else None)
             sd = model["sd"]
         pm.Deterministic("var", sd**2, dims="component")
         pm.Deterministic("scale", sigma**2)
     return BuiltModel(model, ps, plan, kernel if plan.needs_kernel else None)
 
 
-def _sampled_terms(design, ps: PriorSet, plan: MarginalizationPlan, beta, sigma) -> None:
-    """The partial and non-centered models: sampled terms, and the likelihood."""
+def _sampled_terms(design, ps: PriorSet, plan: MarginalizationPlan, beta, sigma, fixed=None) -> None:
+    """The partial and non-centered models: sampled terms, and the likelihood. ``fixed``: the
+    Normal prior's ``(means, SDs)`` when the fixed effects are integrated out (``beta`` None)."""
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -178,7 +183,7 @@ def _sampled_terms(design, ps: PriorSet, plan: MarginalizationPlan, beta, sigma)
         data = {k: pm.Data(k, v) for k, v in arrays.items()}
     else:  # a term without one level per row: the design as constants
         data = {k: pt.as_tensor_variable(v) for k, v in _arrays(design, plan).items()}
-    mu = pt.dot(data["data_X"], beta)
+    mu = pt.dot(data["data_X"], beta if fixed is None else fixed[0])
     sd_of = {}
     for i, t in enumerate(design.terms):
         if i in plan.integrated:
@@ -194,21 +199,32 @@ def _sampled_terms(design, ps: PriorSet, plan: MarginalizationPlan, beta, sigma)
         pm.Normal("y", mu=mu, sigma=s, observed=design.y if arrays is None else data["data_y"],
                   dims="obs")
     else:
-        pm.Potential("loglik", partial_loglik(design, plan, mu, sigma, sd_of, data))
+        pm.Potential("loglik", partial_loglik(design, plan, mu, sigma, sd_of, data,
+                                              None if fixed is None else fixed[1]))
 
 
-def _fixed_effects(design, ps: PriorSet):
+def _fixed_prior(design, ps: PriorSet):
+    """The Normal fixed-effect prior's means and SDs as model data, or None for flat priors."""
     import pymc as pm
 
     pri = [ps.fixed[n] for n in design.fe_names]
     if all(p.flat for p in pri):
-        return pm.Flat("beta", dims="fixed")
+        return None
     if any(p.flat for p in pri):
         fail("priors: fixed effects must be all flat or all Normal")
     data = ps.data()  # means and SDs as model data: data-scaled defaults do not change the graph
     mu = pm.Data(prior_data_name("fixed_mu"), data[prior_data_name("fixed_mu")], dims="fixed")
     sd = pm.Data(prior_data_name("fixed_sigma"), data[prior_data_name("fixed_sigma")], dims="fixed")
-    return pm.Normal("beta", mu=mu, sigma=sd, dims="fixed")
+    return mu, sd
+
+
+def _fixed_effects(design, ps: PriorSet, prior=None):
+    import pymc as pm
+
+    prior = prior or _fixed_prior(design, ps)
+    if prior is None:
+        return pm.Flat("beta", dims="fixed")
+    return pm.Normal("beta", mu=prior[0], sigma=prior[1], dims="fixed")
 
 
 def _lkj_sd_dist(t, ps: PriorSet):

@@ -16,7 +16,7 @@ import xarray as xr
 
 from ...errors import SamplingWarning, fail, warn
 from ...kernel import Kernel
-from ...priors import resolve_priors
+from ...priors import prior_data_name, resolve_priors
 from ...results import PosteriorResult
 from ...validate import validate_choice, validate_sampling, validate_seed
 from ..plan import plan_marginalization
@@ -108,7 +108,14 @@ def _resolve(design, ps, marginalize, kernel, sampler, built: BuiltModel | None)
     return build_pymc(design, ps, marginalize=plan, kernel=kernel), None
 
 
-def _complete_random_effects(design, built: BuiltModel, post: xr.Dataset, seed: int, thin: int,
+def _integrated_fixed_prior(ps) -> tuple[np.ndarray, np.ndarray]:
+    """This fit's Normal fixed-effect prior ``(means, SDs)`` (the partial collapse integrated the
+    fixed effects out: they are drawn with the random effects)."""
+    data = ps.data()
+    return data[prior_data_name("fixed_mu")], data[prior_data_name("fixed_sigma")]
+
+
+def _complete_random_effects(design, built: BuiltModel, ps, post: xr.Dataset, seed: int, thin: int,
                              wanted: bool) -> tuple[xr.Dataset, dict]:
     """Add the ``re_<term>`` draws: exact conditional draws of the integrated-out terms, the
     sampled ones as they are. Returns the posterior and the per-term draws (for the likelihood)."""
@@ -126,8 +133,13 @@ def _complete_random_effects(design, built: BuiltModel, post: xr.Dataset, seed: 
         for i, t in enumerate(design.terms):
             if i not in plan.integrated:
                 re_draws[t.name] = post[f"re_{t.name}"].values
-        if plan.integrated and wanted:
-            for name, b in draw_integrated(design, plan, post, re_draws, rng).items():
+        fixed = _integrated_fixed_prior(ps) if "beta" not in post else None
+        if plan.integrated and (wanted or fixed is not None):
+            drawn = draw_integrated(design, plan, post, re_draws, rng, fixed)
+            if fixed is not None:
+                post["beta"] = xr.DataArray(drawn.pop("beta"), dims=("chain", "draw", "fixed"),
+                                            coords={"fixed": list(design.fe_names)})
+            for name, b in drawn.items() if wanted else ():
                 re_draws[name] = b
                 post[f"re_{name}"] = xr.DataArray(b, dims=("chain", "draw", f"{name}_level"))
     for dim in [d for t in design.terms for d in (f"{t.name}_level", f"{t.name}_coef", f"{t.name}_pair")]:
@@ -188,7 +200,7 @@ def sample(design, priors=None, draws=1000, tune=1000, chains=4, random_seed=Non
     t_sample = time.perf_counter() - t0
     post = dt["posterior"].to_dataset()
     post = post.drop_vars([v for v in post.data_vars if v.startswith(("sd_", "z_", "chol_", "prior_"))])
-    post, re_draws = _complete_random_effects(design, built, post, seed, thin_random_effects, random_effects)
+    post, re_draws = _complete_random_effects(design, built, ps, post, seed, thin_random_effects, random_effects)
     tree = _to_datatree(design, ps, post, dt["sample_stats"].to_dataset(), re_draws, log_likelihood)
     result = PosteriorResult(design=design, idata=tree, priors=ps, sampler=sampler,
                              marginalize=built.plan.kind, draws=draws, tune=tune, chains=chains,
