@@ -132,3 +132,27 @@ def test_insteval_like_plan_joins_dept_service():
     assert plan.kind == "partial"
     assert [m.design.terms[i].name for i in plan.integrated] == ["s", "ds"]
     assert [m.design.terms[i].name for i in plan.centered] == ["d"]
+
+
+def test_posterior_equals_the_full_collapse(crossed):
+    """NUTS on the partial collapse (a, b, c and the fixed effects integrated out, d sampled
+    centered) and on the full collapse: the same quartiles of every SD, the residual SD and the
+    fixed effects, within 4 combined Monte Carlo standard errors (arviz-stats' quantile MCSE)."""
+    from arviz_stats import mcse
+
+    kw = dict(draws=1000, tune=1000, chains=2, random_seed=3, progressbar=False)
+    full = crossed.sample(**kw)
+    part = crossed.sample(marginalize="partial", **kw)
+    assert (full.marginalize, part.marginalize) == ("full", "partial")
+    assert list(part.posterior["beta"].coords["fixed"].values) == ["Intercept", "x"]
+    assert {f"re_{t.name}" for t in crossed.design.terms} <= set(part.posterior.data_vars)
+    for var, dim in (("sd", "component"), ("beta", "fixed"), ("sigma", None)):
+        for q in (0.25, 0.5, 0.75):
+            keys = [None] if dim is None else list(full.posterior[var].coords[dim].values)
+            for key in keys:
+                a, b = (r.idata["posterior"].to_dataset()[var] for r in (full, part))
+                if dim is not None:
+                    a, b = a.sel({dim: key}), b.sel({dim: key})
+                tol = 4 * np.hypot(mcse(a, method="quantile", prob=q).item(),
+                                   mcse(b, method="quantile", prob=q).item())
+                assert abs(float(a.quantile(q)) - float(b.quantile(q))) < tol, (var, key, q)
