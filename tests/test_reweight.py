@@ -40,6 +40,12 @@ def test_weighted_quantile_and_psis_on_known_weights():
     rng = np.random.default_rng(0)
     assert psis_weights(0.3 * rng.normal(size=4000))[1] < KHAT_MAX
     assert psis_weights(3.0 * rng.normal(size=4000))[1] > KHAT_MAX
+    # the direction: draws of N(0, 1) reweighted to N(0.3, 1) have mean 0.3 (a weight sign error
+    # gives -0.3); the Monte Carlo SE of the weighted mean is ~1/sqrt(4000 * 0.9) = 0.017
+    x = rng.normal(size=4000)
+    w, khat = psis_weights(0.3 * x - 0.045)
+    assert khat < KHAT_MAX
+    assert abs(np.sum(w * x) - 0.3) < 4 * 0.017
 
 
 def test_method_and_khat_per_point(sweeps):

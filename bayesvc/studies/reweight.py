@@ -44,7 +44,8 @@ def psis_weights(log_ratio: np.ndarray, r_eff: float = 1.0) -> tuple[np.ndarray,
     if np.ptp(log_ratio) == 0.0:  # the same prior at every draw: equal weights, nothing to smooth
         return np.full(log_ratio.size, 1.0 / log_ratio.size), 0.0
     try:
-        lw, khat = array_stats.psislw(log_ratio, r_eff=r_eff)
+        # psislw smooths exp(-ary) (it takes log-likelihoods, as in LOO): pass the negated ratio
+        lw, khat = array_stats.psislw(-log_ratio, r_eff=r_eff)
     except ValueError:  # arviz-stats cannot fit the tail (e.g. a tail of equal values): refit
         return np.full(log_ratio.size, 1.0 / log_ratio.size), np.inf
     w = np.exp(lw - np.max(lw))
