@@ -49,7 +49,9 @@ def weight_derivative(family: str, n, eta) -> np.ndarray:
 
 class LaplaceDensity:
     """The Laplace log-likelihood of a GLMM design with scalar terms as a function of the component
-    SDs and the fixed effects, with its gradient and the importance-sampling correction.
+    SDs and the fixed effects, with its gradient and the importance-sampling correction. With one
+    level per row in every term the Numba kernels of :mod:`bayesvc.kernel.glmm_compiled` compute
+    it (``compiled``); otherwise SciPy's sparse matrices do.
 
     Examples
     --------
@@ -61,56 +63,100 @@ class LaplaceDensity:
     (True, (1,), (1,))
     """
 
-    def __init__(self, design):
+    def __init__(self, design, compiled: bool = True):
         if not all(t.scalar for t in design.terms):
             raise ValueError("the Laplace density needs scalar random-effect terms")
-        self.lap = LaplaceGLMM(design)
-        lap = self.lap
+        self.lap = lap = LaplaceGLMM(design)
         # column j of Z belongs to term col_term[j]
         self.col_term = np.concatenate([np.full(t.n_levels, k) for k, t in enumerate(design.terms)])
         self.n_terms = len(design.terms)
         self._u = np.zeros(lap.q)
         self.Zt = lap.Z.T.tocsr()
+        self.compiled = compiled and all(t.codes is not None and np.all(t.codes >= 0) for t in design.terms)
+        if self.compiled:
+            starts = np.cumsum([0] + [t.n_levels for t in design.terms])[:-1]
+            self.cols = np.ascontiguousarray(np.stack([s + t.codes for s, t in zip(starts, design.terms)], 1),
+                                             dtype=np.int64)
+            self.zv = np.ascontiguousarray(np.stack([t.zvals[:, 0] for t in design.terms], 1), dtype=float)
+            self.code = 0 if lap.family == "binomial" else 1
+            self.Xc = np.ascontiguousarray(lap.X, dtype=float)
 
     def _lam(self, sd) -> np.ndarray:
         return np.asarray(sd, dtype=float)[self.col_term]
 
     def mode(self, sd, beta):
-        """``(u*, ZD, eta, Cholesky factor of H)`` at ``(sd, beta)``; warm-started PIRLS."""
+        """``(u*, eta, lower Cholesky factor of H)`` at ``(sd, beta)``; warm-started PIRLS. Raises
+        :class:`~bayesvc.kernel.factor.NotPositiveDefinite` where it fails."""
         lap = self.lap
-        u, ZL, eta = lap.pirls(np.asarray(sd, dtype=float), beta, u0=self._u)
-        _, w = glm_moments(lap.family, lap.y, lap.n, eta)
-        H = (ZL.T @ sp.diags(w) @ ZL).toarray() + np.eye(lap.q)
-        try:
-            c = sla.cho_factor(H, lower=True, check_finite=False)
-        except np.linalg.LinAlgError as err:
-            raise NotPositiveDefinite(str(err)) from err
+        sd, beta = np.asarray(sd, dtype=float), np.asarray(beta, dtype=float)
+        if self.compiled:
+            from .glmm_compiled import pirls
+
+            try:
+                u, eta, L, ok = pirls(self.code, lap.y, lap.n, lap.offset + self.Xc @ beta, self.cols, self.zv,
+                                      sd, self._u)
+            except Exception as err:  # noqa: BLE001 - Numba's LinAlgError: not positive definite
+                raise NotPositiveDefinite(str(err)) from err
+            if not ok:
+                raise NotPositiveDefinite("PIRLS did not reach a finite deviance")
+        else:
+            u, ZL, eta = lap.pirls(sd, beta, u0=self._u)
+            _, w = glm_moments(lap.family, lap.y, lap.n, eta)
+            try:
+                L = np.linalg.cholesky((ZL.T @ sp.diags(w) @ ZL).toarray() + np.eye(lap.q))
+            except np.linalg.LinAlgError as err:
+                raise NotPositiveDefinite(str(err)) from err
         if np.all(np.isfinite(u)):
             self._u = u
-        return u, ZL, eta, c
+        return u, eta, L
 
     def loglik(self, sd, beta, mode=None) -> float:
         """The Laplace log-likelihood ``-deviance / 2`` (module docstring)."""
         lap = self.lap
-        u, ZL, eta, c = mode if mode is not None else self.mode(sd, beta)
-        logdet = 2 * np.sum(np.log(np.diag(c[0])))
-        return float(np.sum(log_density(lap.family, lap.y, lap.n, eta)) - 0.5 * u @ u - 0.5 * logdet)
+        try:
+            u, eta, L = mode if mode is not None else self.mode(sd, beta)
+        except NotPositiveDefinite:
+            return -np.inf
+        return float(np.sum(log_density(lap.family, lap.y, lap.n, eta)) - 0.5 * u @ u
+                     - np.sum(np.log(np.diag(L))))
 
     def value_and_grad(self, sd, beta):
         """``(l, dl/dsd, dl/dbeta)`` (module docstring); ``-inf`` and zeros where PIRLS fails."""
         lap = self.lap
         sd, beta = np.asarray(sd, dtype=float), np.asarray(beta, dtype=float)
+        fail = -np.inf, np.zeros(self.n_terms), np.zeros(lap.p)
+        if not self.compiled:
+            return self.value_and_grad_sparse(sd, beta)
+        from .glmm_compiled import value_and_grad
+
         try:
-            mode = self.mode(sd, beta)
-        except NotPositiveDefinite:
-            return -np.inf, np.zeros(self.n_terms), np.zeros(lap.p)
-        u, ZL, eta, c = mode
-        ll = self.loglik(sd, beta, mode)
+            ll, g_sd, g_beta, u, ok = value_and_grad(self.code, lap.y, lap.n, self.Xc, lap.offset, self.cols,
+                                                     self.zv, self.col_term, sd, beta, self._u)
+        except Exception:  # noqa: BLE001 - Numba's LinAlgError: not positive definite
+            return fail
+        if not (ok and np.isfinite(ll) and np.all(np.isfinite(g_sd)) and np.all(np.isfinite(g_beta))):
+            return fail
+        self._u = u
+        return float(ll), g_sd, g_beta
+
+    def value_and_grad_sparse(self, sd, beta):
+        """:meth:`value_and_grad` with SciPy's sparse matrices (any scalar terms; the reference
+        the compiled kernel is tested against)."""
+        lap = self.lap
+        sd, beta = np.asarray(sd, dtype=float), np.asarray(beta, dtype=float)
+        fail = -np.inf, np.zeros(self.n_terms), np.zeros(lap.p)
+        try:
+            u, ZL, eta = lap.pirls(sd, beta, u0=self._u)
+            _, w = glm_moments(lap.family, lap.y, lap.n, eta)
+            c = sla.cho_factor((ZL.T @ sp.diags(w) @ ZL).toarray() + np.eye(lap.q), lower=True,
+                               check_finite=False)
+        except (NotPositiveDefinite, np.linalg.LinAlgError, ValueError):
+            return fail
+        ll = self.loglik(sd, beta, (u, eta, np.tril(c[0])))
         s, w = glm_moments(lap.family, lap.y, lap.n, eta)
         wp = weight_derivative(lap.family, lap.n, eta)
         Hinv = sla.cho_solve(c, np.eye(lap.q), check_finite=False)
-        GH = ZL @ Hinv                                              # (n, q) dense
-        h = np.asarray(ZL.multiply(GH).sum(axis=1)).ravel()         # diag(ZD H^-1 DZ')
+        h = np.asarray(ZL.multiply(ZL @ Hinv).sum(axis=1)).ravel()  # diag(ZD H^-1 DZ')
         cv = h * wp
         v = sla.cho_solve(c, ZL.T @ cv, check_finite=False)
         r = cv - w * (ZL @ v)
@@ -118,12 +164,19 @@ class LaplaceDensity:
         B = (self.Zt @ sp.diags(w) @ ZL).toarray()                  # Z'W Z D
         per_col = 2 * np.sum(Hinv * B, axis=1) + u * Zr + v * Zs
         k = self.n_terms
-        g_sd = np.bincount(self.col_term, weights=u * Zs, minlength=k) - 0.5 * np.bincount(
-            self.col_term, weights=per_col, minlength=k)
+        g_sd = np.bincount(self.col_term, weights=u * Zs - 0.5 * per_col, minlength=k)
         g_beta = lap.X.T @ s - 0.5 * (lap.X.T @ r)
         if not np.isfinite(ll):
-            return -np.inf, np.zeros(k), np.zeros(lap.p)
+            return fail
+        self._u = u
         return ll, g_sd, g_beta
+
+    def _zdt(self, sd, t):
+        """``Z D t`` for a (q, M) matrix ``t``."""
+        if self.compiled:
+            lz = np.asarray(sd, dtype=float)[None, :] * self.zv
+            return np.einsum("nk,nkm->nm", lz, t[self.cols])
+        return self.lap.Z @ (self._lam(sd)[:, None] * t)
 
     def importance(self, sd, beta, n_proposals: int, rng, nu: float = 5.0):
         """Importance sampling of ``u`` given ``(sd, beta)`` (module docstring): returns
@@ -134,22 +187,20 @@ class LaplaceDensity:
             mode = self.mode(sd, beta)
         except NotPositiveDefinite:
             return -np.inf, np.zeros(lap.q), 0.0
-        u0, ZL, eta0, c = mode
+        u0, eta0, L = mode
         ll_lap = self.loglik(sd, beta, mode)
         q, M = lap.q, int(n_proposals)
         z = rng.standard_normal((q, M)) * np.sqrt(nu / rng.chisquare(nu, M))[None, :]
-        t = sla.solve_triangular(c[0], z, lower=True, trans="T", check_finite=False)  # L^-T z
+        t = sla.solve_triangular(L, z, lower=True, trans="T", check_finite=False)  # L^-T z: Cov H^-1
         U = u0[:, None] + t
-        eta = eta0[:, None] + ZL @ t
+        eta = eta0[:, None] + self._zdt(sd, t)
         ll = np.sum(log_density(lap.family, lap.y[:, None], lap.n[:, None], eta), axis=0)
         log_prior = -0.5 * np.sum(U * U, axis=0) - 0.5 * q * np.log(2 * np.pi)
-        delta = np.sum(z * z, axis=0)
-        logdet = 2 * np.sum(np.log(np.diag(c[0])))
+        logdet = 2 * np.sum(np.log(np.diag(L)))
         log_q = (gammaln((nu + q) / 2) - gammaln(nu / 2) - 0.5 * q * np.log(nu * np.pi) + 0.5 * logdet
-                 - 0.5 * (nu + q) * np.log1p(delta / nu))
+                 - 0.5 * (nu + q) * np.log1p(np.sum(z * z, axis=0) / nu))
         lw = ll + log_prior - log_q
         lw = np.where(np.isfinite(lw), lw, -np.inf)
-        log_mean = logsumexp(lw) - np.log(M)
         p = np.exp(lw - logsumexp(lw))
         pick = rng.choice(M, p=p)
-        return float(log_mean - ll_lap), self._lam(sd) * U[:, pick], float(1.0 / np.sum(p * p))
+        return float(logsumexp(lw) - np.log(M) - ll_lap), self._lam(sd) * U[:, pick], float(1.0 / np.sum(p * p))
