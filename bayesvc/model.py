@@ -226,8 +226,9 @@ class VCModel:
         likelihood corrected by importance sampling (:mod:`bayesvc.estimators.bayes.glmm_laplace`).
         ``sampler``: ``"nutpie"`` (default), ``"pymc"`` or ``"numpyro"`` (JAX; partial collapse or
         non-centered only). Diagnostics that need attention are issued as
-        :class:`~bayesvc.SamplingWarning`. ``on_interrupt``: Ctrl-C while nutpie samples raises ``KeyboardInterrupt`` (``"raise"``, default) or returns the draws every
-        chain completed, with a warning and ``draws`` set to their number (``"keep"``).
+        :class:`~bayesvc.SamplingWarning`. ``on_interrupt``: Ctrl-C while nutpie samples raises
+        ``KeyboardInterrupt`` (``"raise"``, default) or returns the draws every chain completed,
+        with a warning and ``draws`` set to their number (``"keep"``).
 
         Examples
         --------
