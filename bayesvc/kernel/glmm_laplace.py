@@ -93,8 +93,8 @@ class LaplaceDensity:
             from .glmm_compiled import pirls
 
             try:
-                u, eta, L, ok = pirls(self.code, lap.y, lap.n, lap.offset + self.Xc @ beta, self.cols, self.zv,
-                                      sd, self._u)
+                u, eta, L, ok = pirls(self.code, lap.y, lap.n, lap.offset + self.Xc @ beta, self.cols,
+                                      self.zv, sd, self._u)
             except Exception as err:  # noqa: BLE001 - Numba's LinAlgError: not positive definite
                 raise NotPositiveDefinite(str(err)) from err
             if not ok:
@@ -203,4 +203,5 @@ class LaplaceDensity:
         lw = np.where(np.isfinite(lw), lw, -np.inf)
         p = np.exp(lw - logsumexp(lw))
         pick = rng.choice(M, p=p)
-        return float(logsumexp(lw) - np.log(M) - ll_lap), self._lam(sd) * U[:, pick], float(1.0 / np.sum(p * p))
+        log_w = float(logsumexp(lw) - np.log(M) - ll_lap)
+        return log_w, self._lam(sd) * U[:, pick], float(1.0 / np.sum(p * p))

@@ -367,7 +367,7 @@ def compare(reml=None, mode=None, posterior=None, ci_prob: float = 0.95, ci_kind
         est = {**mode.fe_params.to_dict(), **mode.vcomp.to_dict(), "Residual": mode.scale}
         cols["mode"] = np.array([est[n] for n in names], dtype=float)
     if posterior is not None:
-        methods.append("NUTS")
+        methods.append(str(getattr(posterior, "method", "NUTS")))  # "NUTS (Laplace + IS)" says so
         s = posterior.param_summary(ci_prob=ci_prob, ci_kind=ci_kind)
         lo, hi = [c for c in s.columns if c.startswith(ci_kind)][:2]
         s = s.loc[names]

@@ -51,7 +51,8 @@ def _prior_grad(prior):
         return lambda x: (-0.5 * (x - mu) ** 2 / s2, -(x - mu) / s2)
     if name in ("HalfStudentT", "HalfCauchy"):
         nu, s = (float(v["nu"]), float(v["sigma"])) if name == "HalfStudentT" else (1.0, float(v["beta"]))
-        return lambda x: (-0.5 * (nu + 1) * np.log1p(x * x / (nu * s * s)), -(nu + 1) * x / (nu * s * s + x * x))
+        return lambda x: (-0.5 * (nu + 1) * np.log1p(x * x / (nu * s * s)),
+                          -(nu + 1) * x / (nu * s * s + x * x))
     if name == "Exponential":
         lam = float(v["lam"])
         return lambda x: (-lam * x, -lam)
@@ -162,9 +163,9 @@ def _smooth(lw, post):
 
     finite = np.where(np.isfinite(lw), lw, np.min(lw[np.isfinite(lw)]) - 50.0)
     n = lw.size
-    r_eff = float(np.clip(array_stats.ess(finite, method="bulk") / n, 0.01, 1.0)) if np.ptp(finite) > 0 else 1.0
     if np.ptp(finite) == 0:
-        return np.full(lw.shape, 1.0 / n), 0.0, r_eff
+        return np.full(lw.shape, 1.0 / n), 0.0, 1.0
+    r_eff = float(np.clip(array_stats.ess(finite, method="bulk") / n, 0.01, 1.0))
     slw, khat = array_stats.psislw(finite.ravel(), r_eff=r_eff)
     w = np.exp(slw - np.max(slw)).reshape(lw.shape)
     return w / w.sum(), float(khat), r_eff
@@ -189,8 +190,9 @@ def _posterior(design, post, b, idx):
     out["sigma"] = (("chain", "draw"), np.sqrt(scale))
     k = 0
     for t in design.terms:
-        out[f"re_{t.name}"] = xr.DataArray(b[..., k:k + t.n_levels], dims=("chain", "draw", f"{t.name}_level"),
-                                           coords={f"{t.name}_level": coords[f"{t.name}_level"]})
+        level = f"{t.name}_level"
+        out[f"re_{t.name}"] = xr.DataArray(b[..., k:k + t.n_levels], dims=("chain", "draw", level),
+                                           coords={level: coords[level]})
         k += t.n_levels
     return out
 
