@@ -86,7 +86,7 @@ def test_importance_weights_estimate_the_exact_likelihood(cbpp):
     exact = -0.5 * ld.lap.agq_deviance(sd, beta, 25)[0]
     ratio = np.exp(exact - ld.loglik(sd, beta))
     rng = np.random.default_rng(7)
-    w = np.exp([ld.importance(sd, beta, 64, rng)[0] for _ in range(200)])
+    w = np.exp([ld.importance(sd, beta, 64, rng)[0] for _ in range(400)])
     se = w.std(ddof=1) / np.sqrt(w.size)
     assert abs(w.mean() - ratio) < 4 * se + 1e-12
     assert abs(ratio - 1) > 4 * se  # the correction is measurable here: the test can fail
