@@ -166,3 +166,17 @@ def test_laplace_refused_for_gaussian_in_one_line():
 def test_laplace_refuses_other_samplers(cbpp):
     with pytest.raises(bvc.SpecificationError, match="nutpie only"):
         cbpp.sample(draws=10, tune=10, chains=1, marginalize="laplace", sampler="pymc")
+
+
+def test_smoothing_keeps_the_direction_of_the_weights():
+    """PSIS changes only the largest weights: the smoothed weights are the raw ones to within the
+    tail's smoothing (light-tailed log weights, sd 0.3), not their reciprocals."""
+    rng = np.random.default_rng(4)
+    lw = 0.3 * rng.normal(size=(2, 1000))
+    w, khat, _ = glmm_laplace._smooth(lw, None)
+    raw = np.exp(lw - lw.max())
+    raw /= raw.sum()
+    assert khat < 0.5
+    assert np.corrcoef(w.ravel(), raw.ravel())[0, 1] > 0.99
+    np.testing.assert_allclose(w.sum(), 1.0)
+    assert abs((w * lw).sum() - (raw * lw).sum()) < 0.01 * lw.std()

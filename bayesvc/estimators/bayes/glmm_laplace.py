@@ -166,7 +166,9 @@ def _smooth(lw, post):
     if np.ptp(finite) == 0:
         return np.full(lw.shape, 1.0 / n), 0.0, 1.0
     r_eff = float(np.clip(array_stats.ess(finite, method="bulk") / n, 0.01, 1.0))
-    slw, khat = array_stats.psislw(finite.ravel(), r_eff=r_eff)
+    # arviz-stats' psislw follows PSIS-LOO: it smooths the weights exp(-x) of its input x (a
+    # log-likelihood), so it is given minus the log weights
+    slw, khat = array_stats.psislw(-finite.ravel(), r_eff=r_eff)
     w = np.exp(slw - np.max(slw)).reshape(lw.shape)
     return w / w.sum(), float(khat), r_eff
 
