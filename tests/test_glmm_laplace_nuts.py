@@ -180,3 +180,20 @@ def test_smoothing_keeps_the_direction_of_the_weights():
     assert np.corrcoef(w.ravel(), raw.ravel())[0, 1] > 0.99
     np.testing.assert_allclose(w.sum(), 1.0)
     assert abs((w * lw).sum() - (raw * lw).sum()) < 0.01 * lw.std()
+
+
+@pytest.mark.slow
+def test_correction_matters_on_crossed_binary_data():
+    """Bernoulli responses with crossed subject/item effects, where the Laplace likelihood favours
+    smaller SDs than the exact one (measured log-ratio slope ~0.85 per unit SD): the corrected
+    engine's SD means agree with a long joint run within 4 combined MCSE (measured: raw Laplace
+    0.914 / 0.663, corrected 0.931 / 0.677, joint 0.929 / 0.677)."""
+    m = _model(("glmer_sim_binary.csv", "y ~ 1 + x + (1 | subject) + (1 | item)", "binomial",
+                ["subject", "item"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bvc.SamplingWarning)
+        lap = m.sample(draws=2000, tune=1000, chains=2, random_seed=5, progressbar=False, marginalize="laplace")
+        joint = m.sample(draws=2000, tune=1000, chains=4, random_seed=9, progressbar=False, marginalize=False)
+    a, b = lap.posterior["sd"], joint.posterior["sd"]
+    diff = np.abs(a.mean(("chain", "draw")).values - b.mean(("chain", "draw")).values)
+    assert np.all(diff < 4 * np.sqrt(_mcse(a, "mean") ** 2 + _mcse(b, "mean") ** 2)), diff
