@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _loglik_obs(family, y, n, eta):
     if family == 0:
         k = n * y
@@ -32,7 +32,7 @@ def _loglik_obs(family, y, n, eta):
     return ll
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _moments(family, y, n, eta):
     """score, weight, d weight / d eta"""
     if family == 0:
@@ -43,7 +43,7 @@ def _moments(family, y, n, eta):
     return y - mu, mu, mu
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _eta(eta0, cols, zv, lam, u):
     out = eta0.copy()
     for i in range(eta0.size):
@@ -52,7 +52,7 @@ def _eta(eta0, cols, zv, lam, u):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _pdev(family, y, n, eta, u):
     s = 0.0
     for i in range(y.size):
@@ -60,7 +60,7 @@ def _pdev(family, y, n, eta, u):
     return -2 * s + np.dot(u, u)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _hessian(family, y, n, eta, cols, zv, lam, q):
     """``(H = I + D Z'WZ D, g = D Z's - u without the -u, score, weight)``."""
     H = np.eye(q)
@@ -76,7 +76,7 @@ def _hessian(family, y, n, eta, cols, zv, lam, q):
     return H, g
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def pirls(family, y, n, eta0, cols, zv, lam, u0, tol=1e-12, maxiter=100):
     """Conditional mode ``u*``, ``eta`` and the lower Cholesky factor of ``H`` (finite values, or
     ``ok = False`` when ``H`` is not positive definite or the iteration fails)."""
@@ -108,7 +108,7 @@ def pirls(family, y, n, eta0, cols, zv, lam, u0, tol=1e-12, maxiter=100):
     return u, eta, L, np.isfinite(pdev)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _chol_solve(L, b):
     """``(L L')^-1 b`` by forward and back substitution."""
     q = b.size
@@ -124,7 +124,7 @@ def _chol_solve(L, b):
     return x
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def value_and_grad(family, y, n, X, off, cols, zv, col_term, sd, beta, u0):
     """``(l, dl/dsd, dl/dbeta, u*, ok)``: the Laplace log-likelihood and its gradient
     (:mod:`bayesvc.kernel.glmm_laplace`, module docstring)."""
