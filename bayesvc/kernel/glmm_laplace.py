@@ -74,12 +74,25 @@ class LaplaceDensity:
         self.Zt = lap.Z.T.tocsr()
         self.compiled = compiled and all(t.codes is not None and np.all(t.codes >= 0) for t in design.terms)
         if self.compiled:
-            starts = np.cumsum([0] + [t.n_levels for t in design.terms])[:-1]
-            self.cols = np.ascontiguousarray(np.stack([s + t.codes for s, t in zip(starts, design.terms)], 1),
-                                             dtype=np.int64)
-            self.zv = np.ascontiguousarray(np.stack([t.zvals[:, 0] for t in design.terms], 1), dtype=float)
-            self.code = 0 if lap.family == "binomial" else 1
-            self.Xc = np.ascontiguousarray(lap.X, dtype=float)
+            self._setup_compiled(design)
+
+    def _setup_compiled(self, design):
+        """The Numba layout (:mod:`.glmm_compiled`): the term with most levels first."""
+        terms, lap = design.terms, self.lap
+        order = sorted(range(len(terms)), key=lambda k: -terms[k].n_levels)
+        starts = np.cumsum([0] + [t.n_levels for t in terms])[:-1]
+        new_starts = np.cumsum([0] + [terms[k].n_levels for k in order])[:-1]
+        self.order = np.array(order)
+        self.q1 = terms[order[0]].n_levels
+        self.cols = np.ascontiguousarray(np.stack([ns + terms[k].codes for ns, k in zip(new_starts, order)], 1),
+                                         dtype=np.int64)
+        self.zv = np.ascontiguousarray(np.stack([terms[k].zvals[:, 0] for k in order], 1), dtype=float)
+        self.col_term_p = np.concatenate([np.full(terms[k].n_levels, i) for i, k in enumerate(order)])
+        # u in the original column order is u_perm[self.perm]
+        self.perm = np.concatenate([new_starts[order.index(k)] + np.arange(t.n_levels) for k, t in enumerate(terms)])
+        self.code = 0 if lap.family == "binomial" else 1
+        self.Xc = np.ascontiguousarray(lap.X, dtype=float)
+        self._up = np.zeros(lap.q)
 
     def _lam(self, sd) -> np.ndarray:
         return np.asarray(sd, dtype=float)[self.col_term]
@@ -89,16 +102,23 @@ class LaplaceDensity:
         :class:`~bayesvc.kernel.factor.NotPositiveDefinite` where it fails."""
         lap = self.lap
         sd, beta = np.asarray(sd, dtype=float), np.asarray(beta, dtype=float)
-        if self.compiled:
+        if self.compiled:  # u and L in the compiled layout (term with most levels first)
             from .glmm_compiled import pirls
 
             try:
-                u, eta, L, ok = pirls(self.code, lap.y, lap.n, lap.offset + self.Xc @ beta, self.cols,
-                                      self.zv, sd, self._u)
+                u, eta, A, B, Ls, ok = pirls(self.code, lap.y, lap.n, lap.offset + self.Xc @ beta, self.cols,
+                                             self.zv, sd[self.order], self._up, self.q1)
             except Exception as err:  # noqa: BLE001 - Numba's LinAlgError: not positive definite
                 raise NotPositiveDefinite(str(err)) from err
             if not ok:
                 raise NotPositiveDefinite("PIRLS did not reach a finite deviance")
+            self._up = u
+            q1, ra = self.q1, np.sqrt(A)
+            L = np.zeros((lap.q, lap.q))  # H = L L' from the blocks (glmm_compiled)
+            L[np.arange(q1), np.arange(q1)] = ra
+            L[q1:, :q1] = B.T / ra[None, :]
+            L[q1:, q1:] = Ls
+            return u, eta, L
         else:
             u, ZL, eta = lap.pirls(sd, beta, u0=self._u)
             _, w = glm_moments(lap.family, lap.y, lap.n, eta)
@@ -131,13 +151,16 @@ class LaplaceDensity:
 
         try:
             ll, g_sd, g_beta, u, ok = value_and_grad(self.code, lap.y, lap.n, self.Xc, lap.offset, self.cols,
-                                                     self.zv, self.col_term, sd, beta, self._u)
+                                                     self.zv, self.col_term_p, sd[self.order], beta, self._up,
+                                                     self.q1)
         except Exception:  # noqa: BLE001 - Numba's LinAlgError: not positive definite
             return fail
         if not (ok and np.isfinite(ll) and np.all(np.isfinite(g_sd)) and np.all(np.isfinite(g_beta))):
             return fail
-        self._u = u
-        return float(ll), g_sd, g_beta
+        self._up = u
+        out = np.empty(self.n_terms)
+        out[self.order] = g_sd
+        return float(ll), out, g_beta
 
     def value_and_grad_sparse(self, sd, beta):
         """:meth:`value_and_grad` with SciPy's sparse matrices (any scalar terms; the reference
@@ -174,7 +197,7 @@ class LaplaceDensity:
     def _zdt(self, sd, t):
         """``Z D t`` for a (q, M) matrix ``t``."""
         if self.compiled:
-            lz = np.asarray(sd, dtype=float)[None, :] * self.zv
+            lz = np.asarray(sd, dtype=float)[self.order][None, :] * self.zv
             return np.einsum("nk,nkm->nm", lz, t[self.cols])
         return self.lap.Z @ (self._lam(sd)[:, None] * t)
 
@@ -204,4 +227,5 @@ class LaplaceDensity:
         p = np.exp(lw - logsumexp(lw))
         pick = rng.choice(M, p=p)
         log_w = float(logsumexp(lw) - np.log(M) - ll_lap)
-        return log_w, self._lam(sd) * U[:, pick], float(1.0 / np.sum(p * p))
+        u = U[:, pick][self.perm] if self.compiled else U[:, pick]  # the original column order
+        return log_w, self._lam(sd) * u, float(1.0 / np.sum(p * p))
