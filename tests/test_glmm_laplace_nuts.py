@@ -18,6 +18,7 @@ import pytest
 
 import bayesvc as bvc
 from bayesvc.estimators.bayes import glmm_laplace
+from bayesvc.estimators.laplace import glm_start
 from bayesvc.estimators.bayes.glmm_laplace import LogPosterior, systematic_resample
 from bayesvc.kernel.glmm_laplace import LaplaceDensity
 from bayesvc.priors import glmm_priors
@@ -25,6 +26,8 @@ from bayesvc.priors import glmm_priors
 DATA = Path(__file__).parent / "data"
 CBPP = ("cbpp.csv", "cbind(incidence, size - incidence) ~ period + (1 | herd)", "binomial", ["herd", "period"])
 POIS = ("glmer_sim_pois_crossed.csv", "y ~ 1 + x + (1 | a) + (1 | b)", "poisson", ["a", "b"])
+GROUSE3 = ("grouseticks.csv", "TICKS ~ cHEIGHT + (1 | YEAR) + (1 | BROOD) + (1 | LOCATION)", "poisson",
+           ["BROOD", "LOCATION", "YEAR", "INDEX"])
 NUTS = dict(draws=500, tune=500, chains=2, progressbar=False)
 
 
@@ -43,7 +46,7 @@ def _fd(f, x, h=1e-5):
     return np.array([(f(x + h * e) - f(x - h * e)) / (2 * h) for e in np.eye(x.size)])
 
 
-@pytest.mark.parametrize("case", [CBPP, POIS], ids=["cbpp", "poisson_crossed"])
+@pytest.mark.parametrize("case", [CBPP, POIS, GROUSE3], ids=["cbpp", "poisson_crossed", "three_terms"])
 @pytest.mark.parametrize("compiled", [True, False], ids=["numba", "sparse"])
 def test_laplace_loglik_and_gradient(case, compiled):
     m = _model(case)
@@ -52,11 +55,32 @@ def test_laplace_loglik_and_gradient(case, compiled):
     rng = np.random.default_rng(3)
     for _ in range(3):
         sd = 0.2 + rng.uniform(size=len(m.design.terms))
-        beta = 0.5 * rng.normal(size=m.design.k_fe)
+        rms = np.sqrt(np.mean(m.design.X**2, axis=0))
+        beta = glm_start(ld.lap) + 0.2 * rng.normal(size=m.design.k_fe) / rms  # near the data
+        assert np.isfinite(ld.loglik(sd, beta))
         ll, g_sd, g_beta = ld.value_and_grad(sd, beta)
         assert ll == pytest.approx(-0.5 * ld.lap.deviance(sd, beta)[0], abs=1e-9)
         np.testing.assert_allclose(g_sd, _fd(lambda s: ld.loglik(s, beta), sd), rtol=1e-6, atol=1e-6)
         np.testing.assert_allclose(g_beta, _fd(lambda b: ld.loglik(sd, b), beta), rtol=1e-6, atol=1e-6)
+
+
+def test_compiled_factor_is_the_hessian():
+    """The Numba layout's Cholesky factor (Schur complement of the largest term) factors
+    ``H = I + D Z'WZ D`` (columns permuted: largest term first)."""
+    import scipy.sparse as sp
+
+    from bayesvc.kernel.glmm import glm_moments
+
+    m = _model(GROUSE3)
+    ld = LaplaceDensity(m.design)
+    sd, beta = np.array([0.3, 0.8, 0.5]), np.array([0.5, -0.1])
+    u, eta, L = ld.mode(sd, beta)
+    ZL = (ld.lap.Z @ ld.lap.lam(sd)).tocsc()
+    _, w = glm_moments("poisson", ld.lap.y, ld.lap.n, eta)
+    H = (ZL.T @ sp.diags(w) @ ZL).toarray() + np.eye(ld.lap.q)
+    inv = np.argsort(ld.perm)  # compiled layout -> original columns: H_perm = H[inv][:, inv]
+    np.testing.assert_allclose(L @ L.T, H[np.ix_(inv, inv)], atol=1e-9)
+    np.testing.assert_allclose(u[ld.perm], ld.lap.pirls(sd, beta)[0], atol=1e-7)
 
 
 def test_log_posterior_gradient_in_sampler_coordinates(cbpp):
