@@ -84,12 +84,13 @@ class LaplaceDensity:
         new_starts = np.cumsum([0] + [terms[k].n_levels for k in order])[:-1]
         self.order = np.array(order)
         self.q1 = terms[order[0]].n_levels
-        self.cols = np.ascontiguousarray(np.stack([ns + terms[k].codes for ns, k in zip(new_starts, order)], 1),
-                                         dtype=np.int64)
+        cols = np.stack([ns + terms[k].codes for ns, k in zip(new_starts, order)], 1)
+        self.cols = np.ascontiguousarray(cols, dtype=np.int64)
         self.zv = np.ascontiguousarray(np.stack([terms[k].zvals[:, 0] for k in order], 1), dtype=float)
         self.col_term_p = np.concatenate([np.full(terms[k].n_levels, i) for i, k in enumerate(order)])
         # u in the original column order is u_perm[self.perm]
-        self.perm = np.concatenate([new_starts[order.index(k)] + np.arange(t.n_levels) for k, t in enumerate(terms)])
+        self.perm = np.concatenate([new_starts[order.index(k)] + np.arange(t.n_levels)
+                                    for k, t in enumerate(terms)])
         self.code = 0 if lap.family == "binomial" else 1
         self.Xc = np.ascontiguousarray(lap.X, dtype=float)
         self._up = np.zeros(lap.q)
@@ -99,7 +100,8 @@ class LaplaceDensity:
 
     def mode(self, sd, beta):
         """``(u*, eta, lower Cholesky factor of H)`` at ``(sd, beta)``; warm-started PIRLS. Raises
-        :class:`~bayesvc.kernel.factor.NotPositiveDefinite` where it fails."""
+        :class:`~bayesvc.kernel.factor.NotPositiveDefinite` where it fails. With ``compiled``, ``u*``
+        and the factor are in the compiled layout (columns ``self.perm`` give the original order)."""
         lap = self.lap
         sd, beta = np.asarray(sd, dtype=float), np.asarray(beta, dtype=float)
         if self.compiled:  # u and L in the compiled layout (term with most levels first)
@@ -119,13 +121,12 @@ class LaplaceDensity:
             L[q1:, :q1] = B.T / ra[None, :]
             L[q1:, q1:] = Ls
             return u, eta, L
-        else:
-            u, ZL, eta = lap.pirls(sd, beta, u0=self._u)
-            _, w = glm_moments(lap.family, lap.y, lap.n, eta)
-            try:
-                L = np.linalg.cholesky((ZL.T @ sp.diags(w) @ ZL).toarray() + np.eye(lap.q))
-            except np.linalg.LinAlgError as err:
-                raise NotPositiveDefinite(str(err)) from err
+        u, ZL, eta = lap.pirls(sd, beta, u0=self._u)
+        _, w = glm_moments(lap.family, lap.y, lap.n, eta)
+        try:
+            L = np.linalg.cholesky((ZL.T @ sp.diags(w) @ ZL).toarray() + np.eye(lap.q))
+        except np.linalg.LinAlgError as err:
+            raise NotPositiveDefinite(str(err)) from err
         if np.all(np.isfinite(u)):
             self._u = u
         return u, eta, L

@@ -95,20 +95,30 @@ class LogPosterior:
         return float(lp), grad
 
 
+def _scales(design) -> np.ndarray:
+    """Per-coordinate scale of ``(beta, u)``: ``1 / rms(x_j)`` for the fixed effects (a unit step
+    in ``beta_j`` moves the linear predictor by ``rms(x_j)``), 1 for the SD coordinates."""
+    rms = np.sqrt(np.mean(design.X**2, axis=0))
+    return np.concatenate([1.0 / np.where(rms > 0, rms, 1.0), np.ones(len(design.component_names))])
+
+
 def _start(lp: LogPosterior, design):
-    """The posterior mode of ``(beta, u)`` (L-BFGS-B with the exact gradient) from the GLM fit."""
+    """The posterior mode of ``(beta, u)`` (L-BFGS-B with the exact gradient, in coordinates scaled
+    by :func:`_scales`) from the GLM fit."""
     from scipy.optimize import minimize
 
     from ..laplace import glm_start
 
+    sc = _scales(design)
     x0 = np.concatenate([glm_start(lp.ld.lap), np.full(len(design.component_names), -0.5)])
 
-    def neg(x):
-        v, g = lp(x)
-        return (1e300, np.zeros_like(x)) if not np.isfinite(v) else (-v, -g)
+    def neg(z):
+        v, g = lp(z * sc)
+        return (1e300, np.zeros_like(z)) if not np.isfinite(v) else (-v, -g * sc)
 
-    res = minimize(neg, x0, jac=True, method="L-BFGS-B")
-    return res.x if np.all(np.isfinite(res.x)) else x0
+    res = minimize(neg, x0 / sc, jac=True, method="L-BFGS-B")
+    x = res.x * sc
+    return x if np.all(np.isfinite(x)) and np.isfinite(lp(x)[0]) else x0
 
 
 def _compiled(design, ps):
@@ -126,9 +136,11 @@ def _compiled(design, ps):
             return {"beta": np.array(x[:p], dtype=float), "sd": lp0.sd(x[p:])}
         return expand
 
-    def initial_point(seed=None):
+    width = 0.2 * _scales(design)
+
+    def initial_point(seed=None):  # the mode, jittered by a fifth of a unit of each coordinate's scale
         rng = np.random.default_rng(seed)
-        return np.ascontiguousarray(centre + rng.uniform(-0.2, 0.2, centre.size))
+        return np.ascontiguousarray(centre + rng.uniform(-1.0, 1.0, centre.size) * width)
 
     f64 = np.dtype("float64")
     coords = {"fixed": list(design.fe_names), "component": list(design.component_names)}
