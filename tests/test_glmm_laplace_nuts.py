@@ -155,7 +155,7 @@ def test_engine_result_says_what_it_is(cbpp_runs, cbpp):
     assert lap.method == "NUTS (Laplace + IS)" and lap.marginalize == "laplace"
     imp = lap.idata["importance"]
     a = imp.attrs
-    assert 0 <= a["khat"] < 0.7 and 0 < a["efficiency"] <= 1
+    assert np.isfinite(a["khat"]) and a["khat"] < 0.7 and 0 < a["efficiency"] <= 1  # k-hat may be < 0
     assert a["min_ess_reweighted"] == pytest.approx(a["min_ess_nuts"] * a["efficiency"])
     assert imp["log_weight"].shape == (2, 500)
     p = lap.posterior
