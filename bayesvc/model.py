@@ -222,11 +222,13 @@ class VCModel:
         :class:`~bayesvc.PosteriorResult` whose ``idata`` is an ArviZ DataTree.
 
         ``marginalize``: ``True``/``"auto"`` (the cost rule of :mod:`bayesvc.estimators.plan`),
-        ``"full"``, ``"partial"`` or ``False``. ``sampler``: ``"nutpie"`` (default), ``"pymc"`` or
-        ``"numpyro"`` (JAX; partial collapse or non-centered only). Diagnostics that need attention
-        are issued as :class:`~bayesvc.SamplingWarning`. ``on_interrupt``: Ctrl-C while nutpie
-        samples raises ``KeyboardInterrupt`` (``"raise"``, default) or returns the draws every
-        chain completed, with a warning and ``draws`` set to their number (``"keep"``).
+        ``"full"``, ``"partial"`` or ``False``; for a GLMM ``"laplace"`` runs NUTS on the Laplace
+        likelihood corrected by importance sampling (:mod:`bayesvc.estimators.bayes.glmm_laplace`).
+        ``sampler``: ``"nutpie"`` (default), ``"pymc"`` or ``"numpyro"`` (JAX; partial collapse or
+        non-centered only). Diagnostics that need attention are issued as
+        :class:`~bayesvc.SamplingWarning`. ``on_interrupt``: Ctrl-C while nutpie samples raises
+        ``KeyboardInterrupt`` (``"raise"``, default) or returns the draws every chain completed,
+        with a warning and ``draws`` set to their number (``"keep"``).
 
         Examples
         --------
@@ -235,9 +237,18 @@ class VCModel:
         >>> p.method, p.chains, p.draws, list(p.param_summary().index)
         ('NUTS', 1, 100, ['Intercept', 'g', 'Residual'])
         """
+        if marginalize == "laplace" and self.design.family == "gaussian":
+            fail("marginalize='laplace' applies to GLMMs (family='binomial' or 'poisson') only; a Gaussian "
+                 "model integrates its random effects exactly: marginalize=True")
         if self.design.family != "gaussian":
+            if marginalize == "laplace":  # Laplace + importance sampling (bayes.glmm_laplace)
+                with threadpool_limits(1):
+                    return bayes.sample_glmm_laplace(self.design, priors=priors, draws=draws, tune=tune,
+                                                     chains=chains, random_seed=random_seed, sampler=sampler,
+                                                     progressbar=progressbar)
             if marginalize not in (True, "auto", False, "none"):
-                fail("a GLMM is sampled non-centered (every random effect sampled): pass marginalize=False")
+                fail("a GLMM is sampled non-centered (every random effect sampled): pass marginalize=False, "
+                     "or marginalize='laplace' (Laplace + importance sampling)")
             with threadpool_limits(1):
                 return bayes.sample_glmm(self.design, priors=priors, draws=draws, tune=tune, chains=chains,
                                          random_seed=random_seed, sampler=sampler, progressbar=progressbar)

@@ -250,3 +250,33 @@ def test_cli_compare_bad_ci_prob(capsys):
     assert rc == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("bayesvc: error: ") and "--ci-prob" in lines[0]
+
+
+def _cbpp():
+    d = pd.read_csv(DATA / "cbpp.csv", dtype={"herd": str, "period": str})
+    return bvc.VCModel.from_formula("cbind(incidence, size - incidence) ~ period + (1 | herd)", d,
+                                    family="binomial")
+
+
+@pytest.mark.parametrize("nagq, label", [(1, "ML (Laplace)"), (5, "ML (AGQ, 5 nodes)")])
+def test_glmm_column_label(nagq, label):
+    """A GLMM's frequentist column is its Laplace / quadrature ML fit, not "REML"."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = _cbpp().fit_ml(nagq=nagq)
+    c = compare(reml=r)
+    assert c.methods == (label,)
+    params = c.summary().tables["params"]
+    assert list(params.columns)[:2] == [label, f"{label} SE"]
+    assert params.loc["herd Var", label] == pytest.approx(r.vcomp["herd"])
+    text = str(c)
+    assert f"{label} SE" in text and "REML" not in text
+
+
+@pytest.mark.parametrize("reml, label", [(True, "REML"), (False, "ML")])
+def test_gaussian_column_label(pen, reml, label):
+    m = pen[0]
+    r = m.fit_reml(reml=reml)
+    params = compare(reml=r).summary().tables["params"]
+    assert list(params.columns)[:2] == [label, f"{label} SE"]
+    assert params.loc["plate Var", label] == pytest.approx(r.vcomp["plate"])

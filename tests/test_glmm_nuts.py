@@ -100,6 +100,6 @@ def test_glmm_compare_table():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         c = m.compare(draws=100, tune=100, chains=1, random_seed=1)
-    assert c.methods == ("ML", "MAP", "NUTS")
+    assert c.methods == ("ML (Laplace)", "MAP", "NUTS")
     t = c.table.set_index("parameter")
     assert t.loc["Residual", "reml"] == pytest.approx(m.fit_ml().scale)  # latent residual variance

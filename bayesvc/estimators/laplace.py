@@ -151,5 +151,5 @@ def fit_laplace(design: Design, theta0=None, nagq: int = 1) -> GLMMResult:
         cov_fe=pd.DataFrame(cov[nt:, nt:], index=names, columns=names),
         vcomp=pd.Series(vcomp, name="vcomp"), cov_re=cov_re, llf=-0.5 * dev,
         converged=opt.converged, theta=theta, opt=opt, random_effects=ranef,
-        vcomp_var=pd.Series(scalar_var_se, dtype=float).reindex(list(vcomp)),
+        vcomp_var=pd.Series(scalar_var_se, dtype=float).reindex(list(vcomp)), nagq=nagq,
     )

@@ -66,6 +66,9 @@ class GLMMResult(FitAccessors):
         Conditional modes and conditional variances.
     vcomp_var : pandas.Series
         Sampling variance of each scalar component's variance (delta method from theta).
+    nagq : int
+        1 for the Laplace approximation, more for adaptive Gauss-Hermite quadrature with that many
+        nodes (the comparison table labels the fit ``"ML (Laplace)"`` or ``"ML (AGQ, n nodes)"``).
 
     Examples
     --------
@@ -88,6 +91,7 @@ class GLMMResult(FitAccessors):
     opt: OptSummary = field(repr=False)
     random_effects: RandomEffects = field(repr=False)
     vcomp_var: pd.Series = field(repr=False, default=None)
+    nagq: int = 1
 
     @property
     def bse_fe(self) -> pd.Series:

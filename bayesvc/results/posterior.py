@@ -31,7 +31,10 @@ class PosteriorResult:
     priors : PriorSet
         The priors used.
     sampler, marginalize, draws, tune, chains, seed
-        How the draws were made (``marginalize``: ``"full"``, ``"partial"`` or ``"none"``).
+        How the draws were made (``marginalize``: ``"full"``, ``"partial"``, ``"none"`` or, for a
+        GLMM, ``"laplace"``: Laplace + importance sampling, with an ``importance`` group).
+    method : str
+        ``"NUTS"``, or ``"NUTS (Laplace + IS)"`` for the approximate-then-corrected GLMM engine.
     seconds, sampling_seconds : float
         Wall time of the fit, and of the NUTS run within it.
 
@@ -51,7 +54,7 @@ class PosteriorResult:
     idata: object = field(repr=False)
     priors: PriorSet = field(repr=False)
     sampler: str
-    marginalize: str  # "full", "partial" or "none"
+    marginalize: str  # "full", "partial", "none" or "laplace"
     draws: int
     tune: int
     chains: int
@@ -238,6 +241,11 @@ class PosteriorResult:
                     "ess_bulk": float(r["ess_bulk"]), "ess_tail": float(r["ess_tail"])}
 
         covs = [k for k in s.index if k in self.covariance_names]
+        extra = {}
+        if "importance" in self.idata.children:  # Laplace + importance sampling: say so
+            a = self.idata["importance"].attrs
+            keys = ("khat", "efficiency", "min_ess_nuts", "min_ess_reweighted")
+            extra = {"engine": self.method, "importance": {k: float(a[k]) for k in keys}}
         return {
             "method": "nuts", "llf": None,
             "fe_params": {k: entry(k) for k in self.design.fe_names},
@@ -246,7 +254,7 @@ class PosteriorResult:
             "covariances": {k: entry(k) for k in covs},
             "correlations": {k: entry(f"{k} (corr)") for k in covs},
             "converged": None, "divergences": self.divergences,
-            "diagnostics": self.diagnostic_verdicts(),
+            "diagnostics": self.diagnostic_verdicts(), **extra,
         }
 
     @property

@@ -162,8 +162,8 @@ def posterior_summary(result, ci_prob: float = 0.95, ci_kind: str = "eti") -> Su
     params.index = pd.Index([_row_label(i, result.design) for i in order], dtype=object)
     d = result.diagnostics()
     header = group_header(result.design) + [
-        ("Method:", "NUTS (" + {"full": "collapsed", "partial": "partly collapsed",
-                                "none": "non-centered"}[result.marginalize] + ")"),
+        ("Method:", "NUTS (" + {"full": "collapsed", "partial": "partly collapsed", "none": "non-centered",
+                                "laplace": "Laplace + importance sampling"}[result.marginalize] + ")"),
         ("Scale:", float(result.scale)),
         ("Sampler:", result.sampler),
         ("Chains x draws:", f"{result.chains} x {result.draws}"),
@@ -172,6 +172,9 @@ def posterior_summary(result, ci_prob: float = 0.95, ci_kind: str = "eti") -> Su
         ("Min ESS (bulk):", f"{d.ess_bulk.min():.0f}"),
         ("Min ESS (tail):", f"{d.ess_tail.min():.0f}"),
     ]
+    if "importance" in result.idata.children:  # the Laplace engine's correction (approximate-then-corrected)
+        a = result.idata["importance"].attrs
+        header += [("IS Pareto k-hat:", f"{a['khat']:.2f}"), ("IS efficiency:", f"{a['efficiency']:.2f}")]
     fmts = {c: "%.3f" for c in params.columns}
     fmts.update({"R-hat": "%.3f", "ESS bulk": "%.0f", "ESS tail": "%.0f", "MCSE": "%.4f"})
     return Summary("Mixed Linear Model Posterior Summary (NUTS)", header, {"params": params},

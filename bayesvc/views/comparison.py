@@ -52,7 +52,8 @@ BOUNDARY_RATIO = 0.02
 COLUMNS = ["parameter", "kind", "reml", "reml_se", "mode", "mean", "median", "lower", "upper",
            "boundary"]
 
-__all__ = ["Comparison", "compare", "posterior_at_zero", "BOUNDARY_QUANTILE", "BOUNDARY_RATIO"]
+__all__ = ["Comparison", "compare", "frequentist_label", "posterior_at_zero", "BOUNDARY_QUANTILE",
+           "BOUNDARY_RATIO"]
 
 
 def posterior_at_zero(draws, quantile: float = BOUNDARY_QUANTILE, ratio: float = BOUNDARY_RATIO) -> bool:
@@ -127,6 +128,7 @@ class Comparison:
     _verdicts: pd.DataFrame | None = field(default=None, repr=False)
     verdict_note: str = field(default="", repr=False)
     verdict_records: tuple = field(default=(), repr=False)
+    freq_label: str = "REML"
 
     @property
     def verdicts(self) -> pd.DataFrame | None:
@@ -178,7 +180,7 @@ class Comparison:
         t = self._table
         labels = list(self.labels) or [p if k == "fixed" else f"{p} Var" for p, k in zip(t.parameter, t.kind)]
         pct = f"{100 * self.ci_prob:g}%"
-        cols = {"reml": "REML", "reml_se": "REML SE", "mode": "Mode", "mean": "Mean",
+        cols = {"reml": self.freq_label, "reml_se": f"{self.freq_label} SE", "mode": "Mode", "mean": "Mean",
                 "median": "Median", "lower": f"{self.ci_kind.upper()} {pct} lower",
                 "upper": f"{self.ci_kind.upper()} {pct} upper"}
         params = t[list(cols)].rename(columns=cols).astype(float)
@@ -278,6 +280,19 @@ def _verdict_table(v: pd.DataFrame) -> pd.DataFrame:
 
 
 
+def frequentist_label(fit) -> str:
+    """The column label of a frequentist fit: ``"REML"`` or ``"ML"`` (a linear mixed model),
+    ``"ML (Laplace)"`` or ``"ML (AGQ, n nodes)"`` (a GLMM, by its ``nagq``).
+
+    >>> frequentist_label(reml)
+    'REML'
+    """
+    if getattr(fit, "family", "gaussian") == "gaussian":
+        return str(fit.method)
+    nagq = int(getattr(fit, "nagq", 1))
+    return "ML (Laplace)" if nagq == 1 else f"ML (AGQ, {nagq} nodes)"
+
+
 def _design(*results):
     designs = [r.design for r in results if r is not None]
     if not designs:
@@ -297,9 +312,10 @@ def compare(reml=None, mode=None, posterior=None, ci_prob: float = 0.95, ci_kind
 
     Parameters
     ----------
-    reml : REMLResult, optional
+    reml : REMLResult or GLMMResult, optional
         Gives ``reml`` (estimates, copied exactly) and ``reml_se`` (``bse_fe``, ``vcomp_se``,
-        ``scale_se``).
+        ``scale_se``); the summary labels the columns by :func:`frequentist_label` (``"REML"``,
+        ``"ML"``, ``"ML (Laplace)"``, ``"ML (AGQ, n nodes)"``).
     mode : ModeResult, optional
         Gives ``mode`` (``fe_params``, ``vcomp``, ``scale``).
     posterior : PosteriorResult, optional
@@ -337,8 +353,9 @@ def compare(reml=None, mode=None, posterior=None, ci_prob: float = 0.95, ci_kind
     cols = {c: np.full(len(names), nan) for c in COLUMNS[2:-1]}
     bnd = np.zeros(len(names), dtype=bool)
     methods = []
+    label = "REML" if reml is None else frequentist_label(reml)
     if reml is not None:
-        methods.append(str(reml.method))
+        methods.append(label)
         est = {**reml.fe_params.to_dict(), **reml.vcomp.to_dict(), "Residual": reml.scale}
         se = {**reml.bse_fe.to_dict(), **reml.vcomp_se.to_dict(), "Residual": reml.scale_se}
         cols["reml"] = np.array([est[n] for n in names], dtype=float)
@@ -350,7 +367,7 @@ def compare(reml=None, mode=None, posterior=None, ci_prob: float = 0.95, ci_kind
         est = {**mode.fe_params.to_dict(), **mode.vcomp.to_dict(), "Residual": mode.scale}
         cols["mode"] = np.array([est[n] for n in names], dtype=float)
     if posterior is not None:
-        methods.append("NUTS")
+        methods.append(str(getattr(posterior, "method", "NUTS")))  # "NUTS (Laplace + IS)" says so
         s = posterior.param_summary(ci_prob=ci_prob, ci_kind=ci_kind)
         lo, hi = [c for c in s.columns if c.startswith(ci_kind)][:2]
         s = s.loc[names]
@@ -371,7 +388,7 @@ def compare(reml=None, mode=None, posterior=None, ci_prob: float = 0.95, ci_kind
     return Comparison(table, ci_prob=ci_prob, ci_kind=ci_kind, methods=tuple(methods),
                       header=tuple(_header(d, reml, posterior, methods, ci_prob, ci_kind)),
                       labels=tuple(rows.get(n, n) for n in names), _verdicts=vt,
-                      verdict_note=note, verdict_records=records)
+                      verdict_note=note, verdict_records=records, freq_label=label)
 
 
 _HEADER_KEEP = ("Model:", "No. Observations:", "No. Groups:", "Dependent Variable:")

@@ -9,6 +9,7 @@ bayesvc stays fast for REML-only work.
 
 from .cache import clear_cache, compiled_model, sample_cached
 from .glmm import build_glmm_pymc, sample_glmm
+from .glmm_laplace import sample_glmm_laplace
 from .model import BuiltModel, build_pymc, coords_for
 from .predictive import sample_prior_predictive
 from .residual_by import build_residual_by_pymc, sample_residual_by
@@ -16,4 +17,5 @@ from .sample import SAMPLERS, compile_nutpie, run_nuts, sample
 
 __all__ = ["BuiltModel", "build_pymc", "coords_for", "sample", "run_nuts", "compile_nutpie", "SAMPLERS",
            "sample_cached", "compiled_model", "clear_cache", "sample_glmm", "build_glmm_pymc",
+           "sample_glmm_laplace",
            "sample_residual_by", "build_residual_by_pymc", "sample_prior_predictive"]
