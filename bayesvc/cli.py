@@ -5,7 +5,7 @@
     bayesvc fit DATA.csv FORMULA [--method reml|ml|map|nuts] [--json] [--groups G]
                 [--re-formula F] [--vc NAME=FORMULA ...] [--missing error|drop]
                 [--draws N --tune N --chains N --seed S]
-                [--marginalize auto|true|full|partial|false] [--quiet]
+                [--marginalize auto|true|full|partial|false|laplace] [--quiet]
                 [--ci profile|wald] [--level L]
     bayesvc compare DATA.csv FORMULA [--json] [--ci-prob P] [--negligible F] [--no-verdicts]
                 [model and sampling options as fit]
@@ -14,7 +14,7 @@
                 [model options as fit]
     bayesvc sensitivity DATA.csv FORMULA [--scales 0.5,1,2,5] [--families halfnormal,...]
                 [--components C,...] [--threshold T] [--executor threads|processes|ADDRESS] [--sd]
-                [--marginalize auto|true|full|partial|false] [--json] [model and sampling options as fit]
+                [--marginalize auto|true|full|partial|false|laplace] [--json] [model and sampling options as fit]
     bayesvc predict DATA.csv FORMULA --newdata NEW.csv [--method reml|nuts] [--no-random-effects]
                 [--new-levels population|error|sample] [--json]   (:mod:`bayesvc.cli_predict`)
     bayesvc demo [--draws N] [--quiet] [--no-nuts]
@@ -77,7 +77,8 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 #: ``marginalize=`` as the CLI spells it (``--marginalize``)
-MARGINALIZE = {"auto": "auto", "true": True, "full": "full", "partial": "partial", "false": False}
+MARGINALIZE = {"auto": "auto", "true": True, "full": "full", "partial": "partial", "false": False,
+               "laplace": "laplace"}
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     """DATA.csv, FORMULA and the model-building options (shared by fit and compare)."""
@@ -113,8 +114,9 @@ def _add_marginalize(p: argparse.ArgumentParser) -> None:
     """``--marginalize``: how NUTS treats the random effects (``VCModel.sample(marginalize=...)``)."""
     p.add_argument("--marginalize", choices=tuple(MARGINALIZE), default="auto",
                    help="NUTS: integrate the random effects out by the cost rule (auto, or true), "
-                        "all of them (full), the largest factor only (partial), or sample them "
-                        "non-centered (false)")
+                        "all of them (full), the largest factor and the small ones (partial), or "
+                        "sample them non-centered (false); GLMMs: laplace is the Laplace-integrated "
+                        "likelihood corrected by importance sampling")
 
 
 def _model_command(sub, name: str, help: str, description: str, json_help: str) -> argparse.ArgumentParser:

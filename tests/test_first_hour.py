@@ -135,7 +135,7 @@ def test_cli_help_shows_defaults(capsys):
     out = capsys.readouterr().out.replace("\n", " ")
     out = " ".join(out.split())
     for text in ("NUTS draws per chain (default: 1000)", "(default: reml)", "(default: error)",
-                 "--marginalize {auto,true,full,partial,false}", "(default: auto)"):
+                 "--marginalize {auto,true,full,partial,false,laplace}", "(default: auto)"):
         assert text in out, text
     assert main(["sensitivity", "--help"]) == 0
     out = " ".join(capsys.readouterr().out.split())
@@ -188,7 +188,8 @@ def test_every_help_shows_its_defaults():
 
 
 @pytest.mark.parametrize("flag, value", [("auto", "auto"), ("true", True), ("full", "full"),
-                                         ("partial", "partial"), ("false", False)])
+                                         ("partial", "partial"), ("false", False),
+                                         ("laplace", "laplace")])
 def test_cli_marginalize_reaches_sample(capsys, monkeypatch, flag, value):
     seen = {}
 

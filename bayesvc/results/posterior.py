@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from ..design import Design
@@ -87,8 +88,9 @@ class PosteriorResult:
         validate_ci_kind(ci_kind)
         p = self.posterior
         pairs = [v for t in self.design.terms for v in (f"cov_{t.name}", f"corr_{t.name}") if v in p]
-        df = summary(self.idata, var_names=["beta", "var", "scale", *pairs], ci_prob=ci_prob,
-                     ci_kind=ci_kind, round_to="none")
+        with np.errstate(invalid="ignore", divide="ignore"):  # a constant (a GLMM's latent scale): R-hat NaN
+            df = summary(self.idata, var_names=["beta", "var", "scale", *pairs], ci_prob=ci_prob,
+                         ci_kind=ci_kind, round_to="none")
         df.index = [_row_name(str(s)) for s in df.index]
         med = {n: float(p["beta"].sel(fixed=n).median()) for n in self.design.fe_names}
         med.update({c: float(p["var"].sel(component=c).median()) for c in self.design.component_names})
@@ -106,10 +108,12 @@ class PosteriorResult:
         holds the count."""
         from arviz_stats import ess, rhat
 
-        post = self.posterior[["beta", "sd", "sigma"]]
+        # a binomial GLMM's sigma is the constant latent SD (pi / sqrt(3)): nothing to diagnose
+        names = [n for n in ("beta", "sd", "sigma") if n != "sigma" or np.ptp(self.posterior["sigma"].values) > 0]
+        post = self.posterior[names]
         r, eb, et = rhat(post), ess(post, method="bulk"), ess(post, method="tail")
         rows = []
-        for name in ("beta", "sd", "sigma"):
+        for name in names:
             da = r[name]
             labels = [None] if da.ndim == 0 else list(da[da.dims[0]].values)
             for lab in labels:
