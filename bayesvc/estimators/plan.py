@@ -23,7 +23,7 @@ diagonal (nested designs); otherwise (large crossed designs such as InstEval, wh
 would factor a dense ~1,000-level block) ``"partial"``.
 
 >>> plan_marginalization(model.design, True, model.kernel)
-MarginalizationPlan(kind='full', integrated_term=None, centered=(), reason='the dense block has 0 columns (<= 400)', joint=())
+MarginalizationPlan(kind='full', integrated_term=None, centered=(), reason='the dense block has 0 columns (<= 400)', joint=(), fixed=False)
 >>> plan_marginalization(slopes.design, True).kind
 'none'
 """
