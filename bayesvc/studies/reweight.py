@@ -19,6 +19,8 @@ import time
 
 import numpy as np
 
+from ..estimators.psis import psis_weights  # noqa: F401 - the sweeps' smoothing, re-exported
+
 #: grid points whose Pareto k-hat exceeds this are refit (Vehtari et al.: above 0.7 the importance
 #: sampling estimate is unreliable)
 KHAT_MAX = 0.7
@@ -35,21 +37,6 @@ def prior_log_ratio(draws: dict, component: str, base_prior, new_prior) -> np.nd
     """``log p1(sd) - log p0(sd)`` of ``component``'s SD for every base draw (flattened)."""
     sd = draws["sd[" + component + "]"] if component != "Residual" else draws["sigma"]
     return np.asarray(new_prior.logpdf(sd) - base_prior.logpdf(sd), dtype=float)
-
-
-def psis_weights(log_ratio: np.ndarray, r_eff: float = 1.0) -> tuple[np.ndarray, float]:
-    """``(normalised weights, Pareto k-hat)`` of the log ratios."""
-    from arviz_stats.base import array_stats
-
-    if np.ptp(log_ratio) == 0.0:  # the same prior at every draw: equal weights, nothing to smooth
-        return np.full(log_ratio.size, 1.0 / log_ratio.size), 0.0
-    try:
-        # psislw smooths exp(-ary) (it takes log-likelihoods, as in LOO): pass the negated ratio
-        lw, khat = array_stats.psislw(-log_ratio, r_eff=r_eff)
-    except ValueError:  # arviz-stats cannot fit the tail (e.g. a tail of equal values): refit
-        return np.full(log_ratio.size, 1.0 / log_ratio.size), np.inf
-    w = np.exp(lw - np.max(lw))
-    return w / w.sum(), float(khat)
 
 
 def reweighted_rows(base_rows: list[dict], draws: dict, weights: np.ndarray, ci_prob: float,

@@ -34,6 +34,7 @@ from ...kernel.glmm_laplace import LaplaceDensity
 from ...priors import glmm_priors
 from ...results import PosteriorResult
 from ...validate import validate_count, validate_sampling, validate_seed
+from ..psis import psis_weights
 from .model import coords_for
 
 METHOD = "NUTS (Laplace + IS)"
@@ -174,15 +175,11 @@ def _smooth(lw, post):
     from arviz_stats.base import array_stats
 
     finite = np.where(np.isfinite(lw), lw, np.min(lw[np.isfinite(lw)]) - 50.0)
-    n = lw.size
     if np.ptp(finite) == 0:
-        return np.full(lw.shape, 1.0 / n), 0.0, 1.0
-    r_eff = float(np.clip(array_stats.ess(finite, method="bulk") / n, 0.01, 1.0))
-    # arviz-stats' psislw follows PSIS-LOO: it smooths the weights exp(-x) of its input x (a
-    # log-likelihood), so it is given minus the log weights
-    slw, khat = array_stats.psislw(-finite.ravel(), r_eff=r_eff)
-    w = np.exp(slw - np.max(slw)).reshape(lw.shape)
-    return w / w.sum(), float(khat), r_eff
+        return np.full(lw.shape, 1.0 / lw.size), 0.0, 1.0
+    r_eff = float(np.clip(array_stats.ess(finite, method="bulk") / lw.size, 0.01, 1.0))
+    w, khat = psis_weights(finite, r_eff=r_eff)
+    return w.reshape(lw.shape), khat, r_eff
 
 
 def _posterior(design, post, b, idx):
