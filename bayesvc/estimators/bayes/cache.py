@@ -34,11 +34,13 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from ...errors import fail
 from ...kernel import Kernel
 from ...priors import PriorSet, resolve_priors
 from ..plan import plan_marginalization
 from .model import BuiltModel, build_pymc, design_data, shape_key
 from .native import native_model, native_supported, with_priors
+from .native_partial import native_partial_model, native_partial_supported
 from .sample import compile_nutpie, sample
 
 _CACHE: OrderedDict = OrderedDict()
@@ -122,12 +124,15 @@ def cached_build(design, priors: PriorSet, kernel=None, token: str | None = None
 
 
 def _build(design, priors: PriorSet, plan, kernel=None):
-    """``(BuiltModel, nutpie model)``: the full collapse through the native callbacks where it can
-    (:mod:`.native`, no compilation), else a PyMC model compiled by nutpie."""
+    """``(BuiltModel, nutpie model)``: the full or partial collapse through the native callbacks
+    where it can (:mod:`.native`, :mod:`.native_partial`: no compilation), else a PyMC model
+    compiled by nutpie."""
     if plan.kind == "full":
         kernel = kernel or Kernel(design)
         if native_supported(design, kernel, priors):
             return BuiltModel(None, priors, plan, kernel), native_model(design, kernel, priors)
+    if native_partial_supported(design, plan, priors):
+        return BuiltModel(None, priors, plan, None), native_partial_model(design, plan, priors)
     built = build_pymc(design, priors, marginalize=plan, kernel=kernel if plan.needs_kernel else None)
     return built, compile_nutpie(built.model)
 
@@ -135,6 +140,10 @@ def _build(design, priors: PriorSet, plan, kernel=None):
 def set_priors(built: BuiltModel, compiled, priors: PriorSet, design=None):
     """``compiled`` (from :func:`cached_build`) with ``priors``' scales and ``design``'s data: new
     model data for a PyMC model, a new header for a native one."""
+    if built.model is None and built.plan.kind == "partial":
+        if design is None:
+            fail("set_priors: a natively sampled partial collapse is rebuilt from the design: pass design=")
+        return native_partial_model(design, built.plan, priors)
     if built.model is None:
         return with_priors(compiled, built.kernel.design, built.kernel, priors)
     names = built.model.named_vars

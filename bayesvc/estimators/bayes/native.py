@@ -92,8 +92,6 @@ def _coords(design, names):
 def native_model(design, kernel, ps: PriorSet, start=None):
     """A nutpie compiled model of the full collapse for ``design`` / ``kernel`` and the priors ``ps``
     (:func:`native_supported` must hold). ``start`` reuses a :func:`_start_point` result."""
-    from nutpie.compile_pymc import CompiledPyMCModel
-
     logp_cb, expand_cb = callbacks()
     p, nk = design.k_fe, len(design.component_names)
     tables = _prior_tables(design, ps)
@@ -105,16 +103,24 @@ def native_model(design, kernel, ps: PriorSet, start=None):
         rng = np.random.default_rng(seed)
         return np.ascontiguousarray(centre + rng.uniform(-1.0, 1.0, centre.size) * width)
 
-    names = ["beta", "sigma", "sd", "var", "scale"]
-    shapes = [(p,), (), (nk,), (nk,), ()]
-    sizes = np.cumsum([0] + [int(np.prod(s)) for s in shapes])
-    slices = [slice(int(a), int(b)) for a, b in zip(sizes[:-1], sizes[1:])]
     unconstrained = ([f"beta_{j}" for j in range(p)] + ["sigma_log__"]
                      + [f"sd_{c}_scaled_softplus__" for c in design.component_names])
+    return nutpie_model(["beta", "sigma", "sd", "var", "scale"], [(p,), (), (nk,), (nk,), ()],
+                        {"beta": ("fixed",), "sd": ("component",), "var": ("component",)},
+                        _coords(design, unconstrained), (logp_cb, expand_cb), header, keep, initial_point)
+
+
+def nutpie_model(names, shapes, dims, coords, cbs, header, keep, initial_point):
+    """A nutpie compiled model from bayesvc's C callbacks ``cbs = (logp, expand)``: ``header`` is
+    their ``user_data`` (``keep`` the arrays it points to), the expanded draw holds ``names`` with
+    ``shapes`` (``dims`` naming their axes, ``coords`` the labels)."""
+    from nutpie.compile_pymc import CompiledPyMCModel
+
+    sizes = np.cumsum([0] + [int(np.prod(s)) for s in shapes])
+    slices = [slice(int(a), int(b)) for a, b in zip(sizes[:-1], sizes[1:])]
     return CompiledPyMCModel(
-        dims={"beta": ("fixed",), "sd": ("component",), "var": ("component",)},
-        _coords=_coords(design, unconstrained), _n_dim=p + 1 + nk,
-        _shapes=dict(zip(names, shapes)), compiled_logp_func=logp_cb, compiled_expand_func=expand_cb,
+        dims=dims, _coords=coords, _n_dim=len(coords["unconstrained_parameter"]),
+        _shapes=dict(zip(names, shapes)), compiled_logp_func=cbs[0], compiled_expand_func=cbs[1],
         initial_point_func=initial_point, shared_data={"keep": keep}, shared_var_keys={},
         user_data=header, n_expanded=int(sizes[-1]), shape_info=(names, slices, shapes),
         logp_func=None, expand_func=None)

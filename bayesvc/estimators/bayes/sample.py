@@ -25,6 +25,7 @@ from .partial import draw_integrated
 from .interrupt import ON_INTERRUPT, Interrupted, interrupt_message, sample_nutpie
 from .model import BuiltModel, build_pymc, coords_for
 from .native import native_model, native_supported
+from .native_partial import native_partial_model, native_partial_supported
 
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 
@@ -85,7 +86,8 @@ def run_nuts(model, draws, tune, chains, random_seed, sampler, progressbar, comp
 
 def _resolve(design, ps, marginalize, kernel, sampler, built: BuiltModel | None):
     """``(built model, nutpie model or None)`` to sample: the one given (a cached build), the full
-    collapse through bayesvc's own compiled callbacks (:mod:`.native`: nothing compiled per model),
+    collapse or the partial one through bayesvc's own compiled callbacks (:mod:`.native`,
+    :mod:`.native_partial`: nothing compiled per model),
     a PyMC model from the compiled-model cache (nutpie: compiled once per model shape) or a new
     PyMC model (the other samplers)."""
     if built is not None:
@@ -95,6 +97,8 @@ def _resolve(design, ps, marginalize, kernel, sampler, built: BuiltModel | None)
         kernel = kernel or Kernel(design)
         if native_supported(design, kernel, ps):
             return BuiltModel(None, ps, plan, kernel), native_model(design, kernel, ps)
+    if plan.kind == "partial" and sampler == "nutpie" and native_partial_supported(design, plan, ps):
+        return BuiltModel(None, ps, plan, None), native_partial_model(design, plan, ps)
     if marginalize in (True, "auto") and plan.kind == "none":
         warn(plan.reason)
     if sampler == "numpyro" and plan.kind == "full":

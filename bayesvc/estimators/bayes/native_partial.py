@@ -1,0 +1,173 @@
+"""The partial collapse sampled by nutpie through bayesvc's own compiled callbacks (no PyTensor graph).
+
+:func:`native_partial_model` hands nutpie the :mod:`bayesvc.kernel.native_partial` callbacks
+(compiled once, or loaded from Numba's disk cache) with a header pointing at this design's arrays
+(:func:`partial_header`) and this prior set's parameters: a new response, new prior scales or a
+new data set only builds a new header. The draws are named as the PyMC partial model's (``beta``
+when sampled, ``sigma``, ``sd``, ``var``, ``scale``, ``re_<term>`` for the sampled terms), so the
+exact draws of the integrated terms (:func:`~.partial.draw_integrated`) follow unchanged.
+
+Supported: the plan's sampled terms are scalar and every prior has a native form
+(:func:`~.native._prior_tables`); otherwise the PyMC route is used.
+
+Chains start from a cheap moment guess (least squares for the fixed effects, half the residual SD
+for every SD), dispersed by ``Uniform(-1, 1)`` on the unconstrained SDs and ``log sigma``, so R-hat
+still compares dispersed starts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ...kernel import native_partial as kn
+from ...priors import PriorSet
+from .native import _prior_tables, nutpie_model
+from .partial import _block, _codes, _z, partial_arrays
+
+__all__ = ["native_partial_supported", "native_partial_model", "partial_header"]
+
+
+def native_partial_supported(design, plan, ps: PriorSet) -> bool:
+    """Whether the partial collapse ``plan`` of ``design`` with priors ``ps`` can run natively."""
+    if plan.kind != "partial" or design.weights is not None or _prior_tables(design, ps) is None:
+        return False
+    return all(t.scalar and t.codes is not None for t in design.terms)
+
+
+def _fixed_integrated(plan, tables) -> bool:
+    return bool(plan.fixed) and tables[2] == 1
+
+
+def _layout(design, plan, tables):
+    """``(offset of the first effect, [(term index, x offset)] of the sampled terms)``."""
+    p, nk = design.k_fe, len(design.component_names)
+    o = (0 if _fixed_integrated(plan, tables) else p) + 1 + nk
+    out = []
+    for i, t in enumerate(design.terms):
+        if i not in plan.integrated:
+            out.append((i, o))
+            o += t.n_levels
+    return o, out
+
+
+def partial_header(design, plan, ps: PriorSet):
+    """``(header, keep_alive, sampled-term layout, x size)`` for the callbacks."""
+    tables = _prior_tables(design, ps)
+    codes, params, fcode, fpar = tables
+    fint = _fixed_integrated(plan, tables)
+    comp = {c: j for j, c in enumerate(design.component_names)}
+    n, p = design.nobs, design.k_fe
+    k = design.terms[plan.integrated_term]
+    small = [design.terms[j] for j in plan.joint]
+    mS = sum(t.n_levels for t in small)
+    m = mS + (p if fint else 0)
+    arr = partial_arrays(design, plan)
+    offsets = np.cumsum([0] + [t.n_levels for t in small])
+    n_x, layout = _layout(design, plan, tables)
+    ts = [design.terms[i] for i, _ in layout]
+    data = {
+        "y": design.y, "Xt": np.asarray(design.X, dtype=float).reshape(n, p).T,
+        "fixed_params": fpar, "sd_codes": codes, "sd_params": params,
+        "codes_k": _codes(k), "z_k": k.zvals[:, 0], "a_k": arr[f"data_zz_{k.name}"],
+        "codes_S": np.array([_codes(t) + o for t, o in zip(small, offsets)]).reshape(len(small), n),
+        "z_S": np.array([t.zvals[:, 0] for t in small]).reshape(len(small), n),
+        "S_comp": np.array([comp[t.component_names[0]] for t in small]),
+        "N": arr["data_joint_N"][:, :m] if m else np.zeros((0, 0)),
+        "G0": arr["data_joint_G0"][:m, :m] if m else np.zeros((0, 0)),
+        "group_a": arr.get("data_joint_a", np.zeros(0)) if m else np.zeros(0),
+        "group_P": (arr["data_joint_P"][:, :m, :m].reshape(-1, m * m) if m and "data_joint_P" in arr
+                    else np.zeros((0, 0))),
+        "codes_T": np.array([_codes(t) for t in ts]).reshape(len(ts), n),
+        "z_T": np.array([t.zvals[:, 0] for t in ts]).reshape(len(ts), n),
+        "T_info": np.array([(comp[design.terms[i].component_names[0]], design.terms[i].n_levels,
+                             int(i in plan.centered), o, o - layout[0][1] + (0 if fint else p))
+                            for i, o in layout]).reshape(len(ts), 5),
+        "col_comp": np.array([comp[t.component_names[0]] for t in small for _ in range(t.n_levels)]
+                             + [-1] * (p if fint else 0)),
+    }
+    # rows in a fixed pseudo-random order: the likelihood does not depend on it, and sorted level
+    # codes (InstEval's rows come sorted by student) make the per-row sums into one level a chain
+    # of dependent additions (2x slower passes, measured)
+    perm = np.random.default_rng(0).permutation(n)
+    for name in ("y", "codes_k", "z_k"):
+        data[name] = np.asarray(data[name])[perm]
+    for name in ("Xt", "codes_S", "z_S", "codes_T", "z_T"):
+        data[name] = np.asarray(data[name])[:, perm]
+    data.update(_cross_products(design, plan, [i for i, _ in layout], m, fint))
+    data["unit"] = np.array([int(np.all(t.zvals[:, 0] == 1.0)) for t in [k, *small, *ts]])
+    ng = data["group_a"].size if m and "data_joint_P" in arr else 0
+    data["dims"] = np.array([n, p, len(comp), int(fint), fcode, len(ts), m, mS, k.n_levels, ng, len(small),
+                             comp[k.component_names[0]], n_x, data["UW"].shape[0]])
+    header, keep = kn.pack(data)
+    return header, keep, layout, n_x
+
+
+def _cross_products(design, plan, sampled, m, fint) -> dict:
+    """``U'W`` (dense) and ``U'Z_k`` (CSR) for the sampled columns ``U = [X (when sampled), Z_t ...]``
+    (:func:`bayesvc.kernel.native_partial._u_gradient`)."""
+    n = design.nobs
+    parts = ([] if fint else [sp.csc_matrix(np.asarray(design.X, dtype=float).reshape(n, -1))]) + (
+        [_z(design, sampled)] if sampled else [])
+    U = sp.hstack(parts, format="csc") if parts else sp.csc_matrix((n, 0))
+    W = _block(design, plan)
+    UW = np.asarray((U.T @ W[:, :m]).todense()) if m else np.zeros((U.shape[1], 0))
+    UK = (U.T @ _z(design, [plan.integrated_term])).tocsr()
+    UK.sum_duplicates()
+    return {"UW": UW, "UK_data": UK.data, "UK_ind": UK.indices, "UK_ptr": UK.indptr}
+
+
+def _start(design, plan, tables, layout, n_x):
+    """``(centre, jitter half-widths)`` of the unconstrained coordinates (module docstring)."""
+    p, nk = design.k_fe, len(design.component_names)
+    X = np.asarray(design.X, dtype=float).reshape(design.nobs, p)
+    beta = np.linalg.lstsq(X, design.y, rcond=None)[0] if p else np.zeros(0)
+    s0 = float(np.std(design.y - X @ beta)) or 1.0
+    codes, params = tables[0], tables[1]
+    u = []
+    for i in range(1, nk + 1):
+        a, b = params[i]
+        c = {1: a, 2: b, 3: a, 4: 1.0 / a if a else 1.0}.get(int(codes[i]), 1.0)
+        y = 0.5 * s0 / c
+        u.append(y + np.log(-np.expm1(-y)))  # softplus^{-1}
+    head = ([] if _fixed_integrated(plan, tables) else list(beta)) + [np.log(s0)] + u
+    centre = np.concatenate((head, np.zeros(n_x - len(head))))
+    width = np.concatenate(([0.1 * s0] * (len(head) - 1 - nk), np.ones(1 + nk), np.zeros(n_x - len(head))))
+    for i, o in layout:
+        q = design.terms[i].n_levels
+        width[o:o + q] = 0.1 * s0 if i in plan.centered else 0.5
+    return centre, width
+
+
+def native_partial_model(design, plan, ps: PriorSet):
+    """A nutpie compiled model of the partial collapse ``plan`` for ``design`` and the priors ``ps``
+    (:func:`native_partial_supported` must hold)."""
+    tables = _prior_tables(design, ps)
+    header, keep, layout, n_x = partial_header(design, plan, ps)
+    centre, width = _start(design, plan, tables, layout, n_x)
+
+    def initial_point(seed=None):
+        rng = np.random.default_rng(seed)
+        return np.ascontiguousarray(centre + rng.uniform(-1.0, 1.0, centre.size) * width)
+
+    p, nk = design.k_fe, len(design.component_names)
+    fint = _fixed_integrated(plan, tables)
+    names, shapes, dims = [] if fint else ["beta"], [] if fint else [(p,)], {"sd": ("component",),
+                                                                              "var": ("component",)}
+    if not fint:
+        dims["beta"] = ("fixed",)
+    names += ["sigma", "sd", "var", "scale"]
+    shapes += [(), (nk,), (nk,), ()]
+    coords = {"fixed": pd.Index(list(design.fe_names)), "component": pd.Index(design.component_names)}
+    unconstrained = ([] if fint else [f"beta_{j}" for j in range(p)]) + ["sigma_log__"] + [
+        f"sd_{c}_scaled_softplus__" for c in design.component_names]
+    for i, _ in layout:
+        t = design.terms[i]
+        names.append(f"re_{t.name}")
+        shapes.append((t.n_levels,))
+        dims[f"re_{t.name}"] = (f"{t.name}_level",)
+        coords[f"{t.name}_level"] = pd.Index([str(x) for x in t.levels])
+        unconstrained += [f"{'re' if i in plan.centered else 'z'}_{t.name}[{j}]" for j in range(t.n_levels)]
+    coords["unconstrained_parameter"] = pd.Index(unconstrained)
+    return nutpie_model(names, shapes, dims, coords, kn.callbacks(), header, keep, initial_point)
