@@ -38,27 +38,31 @@ from functools import lru_cache
 import numpy as np
 from numba import carray, cfunc, njit
 
-from .native import (_EXPAND_SIG, _LOGP_SIG, _as_pointer, _f1, _f2, _i1, _sd_prior, _sd_scale, _sigmoid,
-                     _softplus)
+from .compiled import _csr_matvec
+from .native import _EXPAND_SIG, _LOGP_SIG, _f1, _f2, _i1, _sd_prior, _sd_scale, _sigmoid, _softplus
 
 #: header slots before the array table (unused: the sizes travel in the ``dims`` array)
 _HEAD = 8
-#: the arrays, in header order
-ARRAYS = ("dims", "y", "Xt", "fixed_params", "sd_codes", "sd_params", "codes_k", "z_k", "a_k", "codes_S",
-          "z_S", "S_comp", "N", "G0", "group_a", "group_P", "codes_T", "z_T", "T_info", "col_comp", "unit", "UW", "UK_data", "UK_ind", "UK_ptr")
-INT_ARRAYS = {"dims", "sd_codes", "codes_k", "codes_S", "S_comp", "codes_T", "T_info", "col_comp", "unit", "UK_ind", "UK_ptr"}
+#: the arrays, in header order (``C = [X, Z_t ...]``: every column of the mean, ``r0 = y - C gamma0``
+#: the residual at a reference point, ``*_data/_ind/_ptr`` CSR matrices)
+ARRAYS = ("dims", "fixed_params", "sd_codes", "sd_params", "a_k", "N", "G0", "group_a", "group_P", "T_info",
+          "col_comp", "gamma0", "Cr0", "Kr0", "Wr0", "r0r0", "CC_data", "CC_ind", "CC_ptr", "KC_data",
+          "KC_ind", "KC_ptr", "CK_data", "CK_ind", "CK_ptr", "WC")
+INT_ARRAYS = {"dims", "sd_codes", "T_info", "col_comp", "CC_ind", "CC_ptr", "KC_ind", "KC_ptr", "CK_ind",
+              "CK_ptr"}
 #: ``dims``: observations, fixed effects, components, fixed effects integrated (0/1), fixed prior
 #: (0 flat, 1 Normal), sampled terms, small-block columns, of them random-effect columns, levels of
-#: k, level groups (0: ungrouped), small terms, k's component, length of x. ``unit``: 1 for each
-#: term (k, the small ones, the sampled ones) whose ``z`` values are all 1 (intercepts: their
-#: ``z`` arrays are never read, which halves the bytes a pass over the rows moves)
-DIMS = ("n", "p", "nk", "fixed_int", "fixed_code", "nT", "m", "mS", "qk", "ng", "nS", "k_comp", "n_x", "nU")
+#: k, level groups (0: ungrouped), small terms, k's component, length of x, columns of C.
+#: ``T_info`` per sampled term: component, levels, centered (0/1), offset in x, offset in C
+DIMS = ("n", "p", "nk", "fixed_int", "fixed_code", "nT", "m", "mS", "qk", "ng", "nS", "k_comp", "n_x", "nC")
+(_DM, _FX, _SDC, _SDP, _AK, _N, _G0, _GA, _GP, _TI, _COLC, _GAM0, _CR0, _KR0, _WR0, _R0R0, _CCD, _CCI, _CCP,
+ _KCD, _KCI, _KCP, _CKD, _CKI, _CKP, _WC) = range(len(ARRAYS))
 LOG2PI = float(np.log(2 * np.pi))
 
 
 def pack(arrays: dict) -> tuple[np.ndarray, list]:
-    """``(header, keep_alive)`` for ``arrays`` (every name of :data:`ARRAYS`; 2-D where the
-    callbacks index rows). Empty arrays are padded to one element (never read)."""
+    """``(header, keep_alive)`` for ``arrays`` (every name of :data:`ARRAYS`). Empty arrays are
+    padded to one element (never read)."""
     keep, head = [], [0] * _HEAD
     for name in ARRAYS:
         a = np.asarray(arrays[name], dtype=np.int64 if name in INT_ARRAYS else np.float64)
@@ -74,7 +78,7 @@ def pack(arrays: dict) -> tuple[np.ndarray, list]:
 @njit(cache=True)
 def _i2(h, i):
     j = _HEAD + 4 * i
-    return carray(_as_pointer(h[j]), (h[j + 2], h[j + 3]), np.int64)
+    return _i1(h, i).reshape(h[j + 2], h[j + 3])
 
 
 @njit(cache=True)
@@ -104,21 +108,13 @@ def _back(L, v):
 
 
 @njit(cache=True)
-def _segsum(codes, z, v, q):
-    out = np.zeros(q)
-    for i in range(codes.size):
-        out[codes[i]] += z[i] * v[i]
-    return out
-
-
-@njit(cache=True)
 def _level_sums(h, th2, d, m):
     """``(G, H2)``: ``G = G0 - theta_k^2 N'D^{-1}N`` and ``H2 = N'D^{-2}N``."""
-    dm = _i1(h, 0)
-    G = _f2(h, 13)[:m, :m].copy()
+    dm = _i1(h, _DM)
+    G = _f2(h, _G0)[:m, :m].copy()
     H2 = np.zeros((m, m))
     if dm[9] > 0:
-        ga, P = _f1(h, 14), _f2(h, 15)
+        ga, P = _f1(h, _GA), _f2(h, _GP)
         for g in range(dm[9]):
             dg = 1.0 + th2 * ga[g]
             wg, hg = th2 / dg, 1.0 / (dg * dg)
@@ -128,7 +124,7 @@ def _level_sums(h, th2, d, m):
                     G[a, b] -= wg * pab
                     H2[a, b] += hg * pab
     else:
-        N = _f2(h, 12)
+        N = _f2(h, _N)
         for lv in range(dm[8]):
             wl, hl = th2 / d[lv], 1.0 / (d[lv] * d[lv])
             for a in range(m):
@@ -143,9 +139,9 @@ def _level_sums(h, th2, d, m):
 @njit(cache=True)
 def _small_block(h, wr, s, d, th2, theta):
     """The Woodbury part from ``wr = W'r``: ``(v'v, log|M|, e = Theta c, M^{-1}, G, H2)``."""
-    dm = _i1(h, 0)
+    dm = _i1(h, _DM)
     m = dm[6]
-    N = _f2(h, 12)
+    N = _f2(h, _N)
     w0 = wr.copy()
     for lv in range(dm[8]):
         f = th2 * s[lv] / d[lv]
@@ -174,11 +170,11 @@ def _small_block(h, wr, s, d, th2, theta):
 @njit(cache=True)
 def _params(x, h):
     """``(beta, sigma, sd)`` at ``x``: ``beta`` the prior means when integrated out."""
-    dm = _i1(h, 0)
+    dm = _i1(h, _DM)
     p, nk = dm[1], dm[2]
     off = 0 if dm[3] == 1 else p
-    beta = _f2(h, 3)[:p, 0].copy() if dm[3] == 1 else x[:p].copy()
-    codes, prm = _i1(h, 4), _f2(h, 5)
+    beta = _f2(h, _FX)[:p, 0].copy() if dm[3] == 1 else x[:p].copy()
+    codes, prm = _i1(h, _SDC), _f2(h, _SDP)
     sds = np.empty(nk)
     for i in range(nk):
         sds[i] = _sd_scale(codes[i + 1], prm[i + 1, 0], prm[i + 1, 1]) * _softplus(x[off + 1 + i])
@@ -186,109 +182,58 @@ def _params(x, h):
 
 
 @njit(cache=True)
-def _axpy(r, a, v):
-    """``r += a v`` in place (no temporary)."""
-    for i in range(r.size):
-        r[i] += a * v[i]
+def _delta(x, h, beta, sds):
+    """``gamma - gamma0``: the mean's coefficients (``beta``, then each sampled term's ``b``) from
+    the reference point."""
+    dm = _i1(h, _DM)
+    p = dm[1]
+    Ti = _i2(h, _TI)
+    delta = -_f1(h, _GAM0)[:dm[13]].copy()
+    delta[:p] += beta
+    for t in range(dm[5]):
+        f = 1.0 if Ti[t, 2] == 1 else sds[Ti[t, 0]]
+        for lv in range(Ti[t, 1]):
+            delta[Ti[t, 4] + lv] += f * x[Ti[t, 3] + lv]
+    return delta
 
 
 @njit(cache=True)
-def _gather_sub(r, vals, o, codes, z, unit):
-    """``r -= z * vals[o + codes]``."""
-    if unit:
-        for i in range(r.size):
-            r[i] -= vals[o + codes[i]]
-    else:
-        for i in range(r.size):
-            r[i] -= z[i] * vals[o + codes[i]]
+def _sufficient(h, delta):
+    """``(s = Z_k'r, W'r, C'r, r'r)`` at ``r = r0 - C delta`` from the cross-products alone: no pass
+    over the rows. (On InstEval, where every student-lecturer pair is rated once, ``Z_k'C`` has as
+    many entries as there are rows, but one sparse product reads a third of the bytes of a pass
+    over the rows with its level codes, and on replicated designs far fewer.) Expanding around the
+    least-squares point keeps ``r'r`` free of cancellation."""
+    dm = _i1(h, _DM)
+    nC, qk, m = dm[13], dm[8], dm[6]
+    Cd = _csr_matvec(_f1(h, _CCD), _i1(h, _CCI), _i1(h, _CCP), delta, nC)
+    Cr0 = _f1(h, _CR0)[:nC]
+    Cr = Cr0 - Cd
+    rr = _f1(h, _R0R0)[0] - 2.0 * np.dot(Cr0, delta) + np.dot(delta, Cd)
+    s = _f1(h, _KR0)[:qk] - _csr_matvec(_f1(h, _KCD), _i1(h, _KCI), _i1(h, _KCP), delta, qk)
+    wr = np.zeros(m)
+    if m > 0:
+        wr = _f1(h, _WR0)[:m] - _f2(h, _WC) @ delta
+    return s, wr, Cr, rr
 
 
 @njit(cache=True)
-def _scatter(out, o, codes, z, unit, v):
-    """``out[o + codes] += z * v`` (summed per level)."""
-    if unit:
-        for i in range(v.size):
-            out[o + codes[i]] += v[i]
-    else:
-        for i in range(v.size):
-            out[o + codes[i]] += z[i] * v[i]
-
-
-@njit(cache=True)
-def _fused_residual(r, B, o, cT, zT, uT, hasT, s, ck, zk, uk, wr, cS, zS, uS, hasS, ur, oU):
-    """One loop over the rows: ``r -= Z_t b_t`` and ``ur += Z_t'r`` (first sampled term),
-    ``s += Z_k'r``, ``wr += Z_S'r`` (first small term). Fused and without inner loops over terms: a loop over a
-    runtime number of terms inside the row loop made this pass 3x slower (LLVM reloads every
-    array of the header, which may alias the sums, on each row)."""
-    for i in range(r.size):
-        ri = r[i]
-        if hasT:
-            ri -= B[o + cT[i]] if uT else zT[i] * B[o + cT[i]]
-            r[i] = ri
-            ur[oU + cT[i]] += ri if uT else zT[i] * ri
-        s[ck[i]] += ri if uk else zk[i] * ri
-        if hasS:
-            wr[cS[i]] += ri if uS else zS[i] * ri
-
-
-@njit(cache=True)
-def _pass_residual(x, h, beta, sds):
-    """With ``r = y - X beta - sum_t Z_t b_t``: ``(s = Z_k'r, W'r, U'r, r'r)`` (``U`` as in
-    :func:`_u_gradient`), in one fused loop over the rows (:func:`_fused_residual`) plus one pass
-    per further term."""
-    dm = _i1(h, 0)
-    p, nT, nS, mS = dm[1], dm[5], dm[10], dm[7]
-    Xt, Ti, cT, zT = _f2(h, 2), _i2(h, 18), _i2(h, 16), _f2(h, 17)
-    ck, zk, cS, zS, unit = _i1(h, 6), _f1(h, 7), _i2(h, 9), _f2(h, 10), _i1(h, 20)
-    B = x.copy()
-    for t in range(nT):
-        if Ti[t, 2] == 0:
-            B[Ti[t, 3]:Ti[t, 3] + Ti[t, 1]] *= sds[Ti[t, 0]]
-    r = _f1(h, 1).copy()
-    for c in range(p):
-        _axpy(r, -beta[c], Xt[c])
-    for t in range(1, nT):
-        _gather_sub(r, B, Ti[t, 3], cT[t], zT[t], unit[1 + nS + t] == 1)
-    s, wr, ur = np.zeros(dm[8]), np.zeros(dm[6]), np.zeros(max(dm[13], 1))
-    _fused_residual(r, B, Ti[0, 3], cT[0], zT[0], unit[1 + nS] == 1, nT > 0, s, ck, zk, unit[0] == 1,
-                    wr, cS[0], zS[0], unit[1] == 1, nS > 0, ur, Ti[0, 4])
-    for j in range(1, nS):
-        _scatter(wr, 0, cS[j], zS[j], unit[1 + j] == 1, r)
-    for t in range(1, nT):
-        _scatter(ur, Ti[t, 4], cT[t], zT[t], unit[1 + nS + t] == 1, r)
-    for c in range(p):
-        xr = np.dot(Xt[c], r)
-        if dm[3] == 1 and dm[6] > 0:
-            wr[mS + c] = xr
-        elif dm[3] == 0:
-            ur[c] = xr
-    return s, wr, ur, np.dot(r, r)
-
-
-@njit(cache=True)
-def _u_gradient(h, ur, e, g, th2, s2):
-    """``U'V^{-1}r`` for the sampled columns ``U = [X (when sampled), Z_t ...]`` without a pass over
-    the rows: ``U'rho = U'r - (U'W) e - theta_k^2 (U'Z_k) g`` from the cross-products of the data
-    (``U'Z_k`` sparse). On InstEval that replaces a second pass over the 73,421 rows."""
-    dm = _i1(h, 0)
-    nU, m = dm[13], dm[6]
-    out = ur.copy()
-    if nU > 0 and m > 0:
-        out -= _f2(h, 21) @ e
-    data, ind, ptr = _f1(h, 22), _i1(h, 23), _i1(h, 24)
-    for row in range(nU):
-        acc = 0.0
-        for j in range(ptr[row], ptr[row + 1]):
-            acc += data[j] * g[ind[j]]
-        out[row] = (out[row] - th2 * acc) / s2
-    return out
+def _c_gradient(h, Cr, e, g, th2, s2):
+    """``C'V^{-1}r = (C'r - (W'C)'e - theta_k^2 (C'Z_k) g) / sigma^2`` (``rho`` in the module
+    docstring), from the cross-products: the gradient in every sampled coefficient."""
+    dm = _i1(h, _DM)
+    nC, m = dm[13], dm[6]
+    out = Cr - _csr_matvec(_f1(h, _CKD), _i1(h, _CKI), _i1(h, _CKP), g, nC) * th2
+    if m > 0:
+        out -= e @ _f2(h, _WC)
+    return out / s2
 
 
 @njit(cache=True)
 def _theta(h, sigma, sds):
     """``Theta``: each small-block column's SD over ``sigma`` (prior SDs for fixed effects)."""
-    dm = _i1(h, 0)
-    colc, fx = _i1(h, 19), _f2(h, 3)
+    dm = _i1(h, _DM)
+    colc, fx = _i1(h, _COLC), _f2(h, _FX)
     theta = np.empty(dm[6])
     for a in range(dm[6]):
         theta[a] = sds[colc[a]] / sigma if colc[a] >= 0 else fx[a - dm[7], 1] / sigma
@@ -316,14 +261,14 @@ def _traces(Minv, G, H2, theta, trk):
 
 @njit(cache=True)
 def loglik_grad(x, h, beta, sigma, sds):
-    """``(log-likelihood, d/d v_j per component, d/d sigma^2, U'V^{-1}r)`` (module docstring;
-    ``U`` as in :func:`_u_gradient`)."""
-    dm = _i1(h, 0)
+    """``(log-likelihood, d/d v_j per component, d/d sigma^2, C'V^{-1}r)`` (module docstring;
+    ``C`` the mean's columns: :func:`_c_gradient`)."""
+    dm = _i1(h, _DM)
     n, nk, m, qk, kc = dm[0], dm[2], dm[6], dm[8], dm[11]
-    ak, colc = _f1(h, 8), _i1(h, 19)
+    ak, colc = _f1(h, _AK), _i1(h, _COLC)
     s2 = sigma * sigma
     th2 = sds[kc] * sds[kc] / s2
-    s, wr, ur, Q = _pass_residual(x, h, beta, sds)
+    s, wr, Cr, Q = _sufficient(h, _delta(x, h, beta, sds))
     d = 1.0 + th2 * ak
     logdet, trk = 0.0, 0.0
     g = np.empty(qk)
@@ -338,7 +283,7 @@ def loglik_grad(x, h, beta, sigma, sds):
         vv, ldM, e, Minv, G, H2 = _small_block(h, wr, s, d, th2, theta)
         Q -= vv
         logdet += ldM
-        Ne = _f2(h, 12) @ e
+        Ne = _f2(h, _N) @ e
         for lv in range(qk):
             g[lv] = (s[lv] - Ne[lv]) / d[lv]
         trk, F = _traces(Minv, G, H2, theta, trk)
@@ -348,8 +293,8 @@ def loglik_grad(x, h, beta, sigma, sds):
     uk = g / s2
     uW = np.zeros(m)
     if m > 0:
-        uW = (wr - _f2(h, 13)[:m, :m] @ e - th2 * (g @ _f2(h, 12))) / s2
-    uU = _u_gradient(h, ur, e, g, th2, s2)
+        uW = (wr - _f2(h, _G0)[:m, :m] @ e - th2 * (g @ _f2(h, _N))) / s2
+    uC = _c_gradient(h, Cr, e, g, th2, s2)
     tt = Q / (s2 * s2) - th2 * np.dot(uk, uk)
     dv = np.zeros(nk)
     dv[kc] = -0.5 * trk / s2 + 0.5 * np.dot(uk, uk)
@@ -361,21 +306,21 @@ def loglik_grad(x, h, beta, sigma, sds):
             dv[colc[a]] += -0.5 * F[a] / s2 + 0.5 * uW[a] * uW[a]
     ds2 = -0.5 * tr_v / s2 + 0.5 * tt
     ll = -0.5 * (n * LOG2PI + n * np.log(s2) + logdet + Q / s2)
-    return ll, dv, ds2, uU
+    return ll, dv, ds2, uC
 
 
 @njit(cache=True)
-def _sampled_terms(x, h, uU, sds, grad, dsd):
-    """The sampled terms' log prior; writes their gradient (likelihood ``uU`` + prior) into
+def _sampled_terms(x, h, uC, sds, grad, dsd):
+    """The sampled terms' log prior; writes their gradient (likelihood ``uC`` + prior) into
     ``grad`` and adds their SDs' part to ``dsd``."""
-    dm = _i1(h, 0)
-    Ti = _i2(h, 18)
+    dm = _i1(h, _DM)
+    Ti = _i2(h, _TI)
     lp = 0.0
     for t in range(dm[5]):
         comp, q, cen, o = Ti[t, 0], Ti[t, 1], Ti[t, 2], Ti[t, 3]
         tau = sds[comp]
         for j in range(o, o + q):
-            b, ut = x[j], uU[Ti[t, 4] + j - o]
+            b, ut = x[j], uC[Ti[t, 4] + j - o]
             if cen == 1:  # b ~ N(0, tau^2)
                 grad[j] = ut - b / (tau * tau)
                 lp -= 0.5 * b * b / (tau * tau)
@@ -393,21 +338,21 @@ def _sampled_terms(x, h, uU, sds, grad, dsd):
 @njit(cache=True)
 def log_posterior(x, h, grad):
     """Log posterior (up to a constant) at unconstrained ``x``; writes its gradient into ``grad``."""
-    dm = _i1(h, 0)
+    dm = _i1(h, _DM)
     p, nk = dm[1], dm[2]
     off = 0 if dm[3] == 1 else p
     for i in range(off, off + 1 + nk):
         if abs(x[i]) > 700.0:
             return -np.inf
     beta, sigma, sds = _params(x, h)
-    ll, dv, ds2, uU = loglik_grad(x, h, beta, sigma, sds)
+    ll, dv, ds2, uC = loglik_grad(x, h, beta, sigma, sds)
     if not np.isfinite(ll):
         return -np.inf
     dsd = 2.0 * sds * dv
-    lp = ll + _sampled_terms(x, h, uU, sds, grad, dsd)
-    fx, codes, prm = _f2(h, 3), _i1(h, 4), _f2(h, 5)
+    lp = ll + _sampled_terms(x, h, uC, sds, grad, dsd)
+    fx, codes, prm = _f2(h, _FX), _i1(h, _SDC), _f2(h, _SDP)
     for c in range(off):
-        grad[c] = uU[c]
+        grad[c] = uC[c]
         if dm[4] == 1:
             z = (beta[c] - fx[c, 0]) / fx[c, 1]
             lp -= 0.5 * z * z
@@ -428,7 +373,7 @@ def log_posterior(x, h, grad):
 @njit(cache=True)
 def expand(x, h, out):
     """The stored draw: ``[beta], sigma, sd (K), var (K), scale``, then each sampled term's ``b``."""
-    dm = _i1(h, 0)
+    dm = _i1(h, _DM)
     p, nk = dm[1], dm[2]
     beta, sigma, sds = _params(x, h)
     j = 0
@@ -441,7 +386,7 @@ def expand(x, h, out):
         out[j + 1 + nk + i] = sds[i] * sds[i]
     out[j + 1 + 2 * nk] = sigma * sigma
     j += 2 + 2 * nk
-    Ti = _i2(h, 18)
+    Ti = _i2(h, _TI)
     for t in range(dm[5]):
         comp, q, cen, o = Ti[t, 0], Ti[t, 1], Ti[t, 2], Ti[t, 3]
         f = 1.0 if cen == 1 else sds[comp]

@@ -24,7 +24,7 @@ import scipy.sparse as sp
 from ...kernel import native_partial as kn
 from ...priors import PriorSet
 from .native import _prior_tables, nutpie_model
-from .partial import _block, _codes, _z, partial_arrays
+from .partial import _block, _z, partial_arrays
 
 __all__ = ["native_partial_supported", "native_partial_model", "partial_header"]
 
@@ -64,58 +64,51 @@ def partial_header(design, plan, ps: PriorSet):
     mS = sum(t.n_levels for t in small)
     m = mS + (p if fint else 0)
     arr = partial_arrays(design, plan)
-    offsets = np.cumsum([0] + [t.n_levels for t in small])
     n_x, layout = _layout(design, plan, tables)
-    ts = [design.terms[i] for i, _ in layout]
+    e0 = layout[0][1] if layout else n_x
     data = {
-        "y": design.y, "Xt": np.asarray(design.X, dtype=float).reshape(n, p).T,
-        "fixed_params": fpar, "sd_codes": codes, "sd_params": params,
-        "codes_k": _codes(k), "z_k": k.zvals[:, 0], "a_k": arr[f"data_zz_{k.name}"],
-        "codes_S": np.array([_codes(t) + o for t, o in zip(small, offsets)]).reshape(len(small), n),
-        "z_S": np.array([t.zvals[:, 0] for t in small]).reshape(len(small), n),
-        "S_comp": np.array([comp[t.component_names[0]] for t in small]),
+        "fixed_params": fpar, "sd_codes": codes, "sd_params": params, "a_k": arr[f"data_zz_{k.name}"],
         "N": arr["data_joint_N"][:, :m] if m else np.zeros((0, 0)),
         "G0": arr["data_joint_G0"][:m, :m] if m else np.zeros((0, 0)),
         "group_a": arr.get("data_joint_a", np.zeros(0)) if m else np.zeros(0),
         "group_P": (arr["data_joint_P"][:, :m, :m].reshape(-1, m * m) if m and "data_joint_P" in arr
                     else np.zeros((0, 0))),
-        "codes_T": np.array([_codes(t) for t in ts]).reshape(len(ts), n),
-        "z_T": np.array([t.zvals[:, 0] for t in ts]).reshape(len(ts), n),
         "T_info": np.array([(comp[design.terms[i].component_names[0]], design.terms[i].n_levels,
-                             int(i in plan.centered), o, o - layout[0][1] + (0 if fint else p))
-                            for i, o in layout]).reshape(len(ts), 5),
+                             int(i in plan.centered), o, p + o - e0) for i, o in layout]).reshape(len(layout), 5),
         "col_comp": np.array([comp[t.component_names[0]] for t in small for _ in range(t.n_levels)]
                              + [-1] * (p if fint else 0)),
     }
-    # rows in a fixed pseudo-random order: the likelihood does not depend on it, and sorted level
-    # codes (InstEval's rows come sorted by student) make the per-row sums into one level a chain
-    # of dependent additions (2x slower passes, measured)
-    perm = np.random.default_rng(0).permutation(n)
-    for name in ("y", "codes_k", "z_k"):
-        data[name] = np.asarray(data[name])[perm]
-    for name in ("Xt", "codes_S", "z_S", "codes_T", "z_T"):
-        data[name] = np.asarray(data[name])[:, perm]
-    data.update(_cross_products(design, plan, [i for i, _ in layout], m, fint))
-    data["unit"] = np.array([int(np.all(t.zvals[:, 0] == 1.0)) for t in [k, *small, *ts]])
+    data.update(_cross_products(design, plan, [i for i, _ in layout], m, fpar[:, 0] if fint else None))
     ng = data["group_a"].size if m and "data_joint_P" in arr else 0
-    data["dims"] = np.array([n, p, len(comp), int(fint), fcode, len(ts), m, mS, k.n_levels, ng, len(small),
-                             comp[k.component_names[0]], n_x, data["UW"].shape[0]])
+    data["dims"] = np.array([n, p, len(comp), int(fint), fcode, len(layout), m, mS, k.n_levels, ng, len(small),
+                             comp[k.component_names[0]], n_x, data["gamma0"].size])
     header, keep = kn.pack(data)
     return header, keep, layout, n_x
 
 
-def _cross_products(design, plan, sampled, m, fint) -> dict:
-    """``U'W`` (dense) and ``U'Z_k`` (CSR) for the sampled columns ``U = [X (when sampled), Z_t ...]``
-    (:func:`bayesvc.kernel.native_partial._u_gradient`)."""
+def _csr(name, M) -> dict:
+    M = sp.csr_matrix(M)
+    M.sum_duplicates()
+    return {f"{name}_data": M.data, f"{name}_ind": M.indices, f"{name}_ptr": M.indptr}
+
+
+def _cross_products(design, plan, sampled, m, mu0) -> dict:
+    """What the callbacks read of the data: the cross-products of the mean's columns ``C = [X,
+    Z_t ...]`` with themselves, ``Z_k`` and ``W``, and of the residual ``r0 = y - X gamma0`` at the
+    reference point ``gamma0`` (least squares, or the prior means ``mu0`` when the fixed effects are
+    integrated out) with each (:func:`bayesvc.kernel.native_partial._sufficient`)."""
     n = design.nobs
-    parts = ([] if fint else [sp.csc_matrix(np.asarray(design.X, dtype=float).reshape(n, -1))]) + (
-        [_z(design, sampled)] if sampled else [])
-    U = sp.hstack(parts, format="csc") if parts else sp.csc_matrix((n, 0))
-    W = _block(design, plan)
-    UW = np.asarray((U.T @ W[:, :m]).todense()) if m else np.zeros((U.shape[1], 0))
-    UK = (U.T @ _z(design, [plan.integrated_term])).tocsr()
-    UK.sum_duplicates()
-    return {"UW": UW, "UK_data": UK.data, "UK_ind": UK.indices, "UK_ptr": UK.indptr}
+    X = np.asarray(design.X, dtype=float).reshape(n, -1)
+    C = sp.hstack([sp.csc_matrix(X)] + ([_z(design, sampled)] if sampled else []), format="csc")
+    beta0 = np.asarray(mu0, dtype=float) if mu0 is not None else (
+        np.linalg.lstsq(X, design.y, rcond=None)[0] if X.shape[1] else np.zeros(0))
+    r0 = design.y - X @ beta0
+    Zk = _z(design, [plan.integrated_term])
+    W = _block(design, plan)[:, :m] if m else sp.csc_matrix((n, 0))
+    return {"gamma0": np.concatenate((beta0, np.zeros(C.shape[1] - beta0.size))), "Cr0": C.T @ r0,
+            "Kr0": Zk.T @ r0, "Wr0": W.T @ r0, "r0r0": np.array([r0 @ r0]),
+            **_csr("CC", C.T @ C), **_csr("KC", Zk.T @ C), **_csr("CK", C.T @ Zk),
+            "WC": np.asarray((W.T @ C).todense()).reshape(m, C.shape[1])}
 
 
 def _start(design, plan, tables, layout, n_x):
