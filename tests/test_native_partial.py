@@ -178,3 +178,36 @@ def test_correlated_sampled_terms_take_the_pymc_route():
     plan = m.marginalization("partial")
     assert plan.kind == "partial"
     assert not enp.native_partial_supported(m.design, plan, resolve_priors(m.design))
+
+
+@pytest.mark.parametrize("case", [0, 1, 4, 6, 8])
+def test_compiled_draws_equal_the_numpy_draws(three, five, case):
+    """The compiled conditional draws of the integrated terms (and of the fixed effects when they
+    are integrated out) equal :func:`draw_integrated`'s, which a test checks against the dense
+    Gaussian conditional, for the same random numbers."""
+    import xarray as xr
+
+    from bayesvc.estimators.bayes.partial import draw_integrated
+    from bayesvc.estimators.bayes.sample import _integrated_fixed_prior
+
+    name, k, joint, centered, fixed, priors = CASES[case]
+    model = {"three": three, "five": five}[name]
+    d = model.design
+    plan = _plan(model, k, joint, centered, fixed)
+    ps = resolve_priors(d, priors)
+    rng = np.random.default_rng(case)
+    shape = (2, 5)
+    comps = list(d.component_names)
+    post = xr.Dataset({"beta": (("chain", "draw", "fixed"), rng.normal(size=shape + (d.k_fe,))),
+                       "sigma": (("chain", "draw"), rng.uniform(0.5, 1.5, shape)),
+                       "sd": (("chain", "draw", "component"), rng.uniform(0.2, 1.5, shape + (len(comps),)))},
+                      coords={"component": comps})
+    fixed_prior = _integrated_fixed_prior(ps) if fixed else None
+    if fixed:
+        post = post.drop_vars("beta")
+    re = {t.name: rng.normal(size=shape + (t.n_levels,)) for i, t in enumerate(d.terms) if i not in plan.integrated}
+    want = draw_integrated(d, plan, post, re, np.random.default_rng(7), fixed_prior)
+    got = enp.draw_integrated_native(d, plan, ps, post, re, np.random.default_rng(7), fixed_prior)
+    assert set(got) == set(want)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-9, atol=1e-9)

@@ -22,11 +22,12 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ...kernel import native_partial as kn
+from ...kernel.native_partial_draws import draw_effects
 from ...priors import PriorSet
 from .native import _prior_tables, nutpie_model
 from .partial import _block, _z, partial_arrays
 
-__all__ = ["native_partial_supported", "native_partial_model", "partial_header"]
+__all__ = ["native_partial_supported", "native_partial_model", "partial_header", "draw_integrated_native"]
 
 
 def native_partial_supported(design, plan, ps: PriorSet) -> bool:
@@ -164,3 +165,32 @@ def native_partial_model(design, plan, ps: PriorSet):
         unconstrained += [f"{'re' if i in plan.centered else 'z'}_{t.name}[{j}]" for j in range(t.n_levels)]
     coords["unconstrained_parameter"] = pd.Index(unconstrained)
     return nutpie_model(names, shapes, dims, coords, kn.callbacks(), header, keep, initial_point)
+
+
+def draw_integrated_native(design, plan, ps: PriorSet, post, re_draws: dict, rng: np.random.Generator,
+                           fixed_prior=None) -> dict:
+    """:func:`~.partial.draw_integrated` compiled (:mod:`bayesvc.kernel.native_partial_draws`):
+    the same law and outputs, the same draws for the same ``rng``."""
+    header, keep, layout, _ = partial_header(design, plan, ps)
+    k = design.terms[plan.integrated_term]
+    small = [design.terms[j] for j in plan.joint]
+    sizes = [t.n_levels for t in small] + ([design.k_fe] if fixed_prior is not None else [])
+    m = sum(sizes)
+    sigma = post["sigma"].values
+    shape, nd = sigma.shape, sigma.size
+    beta = (np.broadcast_to(np.asarray(fixed_prior[0], dtype=float), shape + (design.k_fe,))
+            if fixed_prior is not None else post["beta"].values)
+    sds = post["sd"].transpose(*post["sigma"].dims, "component").values.reshape(nd, -1)
+    bT = np.concatenate([np.asarray(re_draws[design.terms[i].name]).reshape(nd, -1) for i, _ in layout]
+                        + [np.zeros((nd, 0))], axis=1)
+    Z = np.stack([rng.standard_normal(m + k.n_levels) for _ in range(nd)]) if nd else np.zeros((0, m + k.n_levels))
+    bk, x = draw_effects(header, np.ascontiguousarray(beta.reshape(nd, -1), dtype=float),
+                         np.ascontiguousarray(sigma.reshape(nd), dtype=float), np.ascontiguousarray(sds),
+                         np.ascontiguousarray(bT), Z)
+    names = [t.name for t in small] + (["beta"] if fixed_prior is not None else [])
+    out = {k.name: bk.reshape(shape + (k.n_levels,))}
+    for name, piece, q in zip(names, np.split(x, np.cumsum(sizes)[:-1], axis=1), sizes):
+        out[name] = piece.reshape(shape + (q,))
+    if fixed_prior is not None:
+        out["beta"] = out["beta"] + np.asarray(fixed_prior[0], dtype=float)
+    return out

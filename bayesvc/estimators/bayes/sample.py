@@ -25,7 +25,7 @@ from .partial import draw_integrated
 from .interrupt import ON_INTERRUPT, Interrupted, interrupt_message, sample_nutpie
 from .model import BuiltModel, build_pymc, coords_for
 from .native import native_model, native_supported
-from .native_partial import native_partial_model, native_partial_supported
+from .native_partial import draw_integrated_native, native_partial_model, native_partial_supported
 
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 
@@ -139,7 +139,10 @@ def _complete_random_effects(design, built: BuiltModel, ps, post: xr.Dataset, se
                 re_draws[t.name] = post[f"re_{t.name}"].values
         fixed = _integrated_fixed_prior(ps) if "beta" not in post else None
         if plan.integrated and (wanted or fixed is not None):
-            drawn = draw_integrated(design, plan, post, re_draws, rng, fixed)
+            if built.model is None:  # the native partial collapse: its compiled draws
+                drawn = draw_integrated_native(design, plan, ps, post, re_draws, rng, fixed)
+            else:
+                drawn = draw_integrated(design, plan, post, re_draws, rng, fixed)
             if fixed is not None:
                 post["beta"] = xr.DataArray(drawn.pop("beta"), dims=("chain", "draw", "fixed"),
                                             coords={"fixed": list(design.fe_names)})
