@@ -11,7 +11,8 @@ the design's shape (:func:`~.model.shape_key`): a new response or a new data set
 terms, levels and columns reuses the compiled model (a simulation study compiles once). The data
 of the fit at hand is always set (:func:`set_priors`), never left from the fit that built it. The
 full collapse on the PyMC route holds its kernel in an Op and is keyed by the design's content;
-the native full collapse compiles nothing.
+the native full and partial collapses compile nothing (a cached entry only records the plan: the
+header of the fit at hand is built from its own design and priors).
 
 The design's content hash (:func:`design_token`) is memoised per :class:`~bayesvc.design.Design`
 instance, so designs of the same data and formula share compiled models. Worker processes fill

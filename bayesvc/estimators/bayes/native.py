@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ...kernel.compiled import kernel_arrays
-from ...kernel.native import COMPILATIONS, PRIOR_CODES, callbacks, pack
+from ...kernel.native import COMPILATIONS, PRIOR_CODES, _sd_scale, callbacks, pack
 from ...priors import PriorSet
 
 __all__ = ["native_supported", "native_model", "COMPILATIONS"]
@@ -71,16 +71,20 @@ def _start_point(kernel) -> tuple[np.ndarray, np.ndarray]:
     return centre, width
 
 
+def softplus_coordinate(sd: float, code: int, a: float, b: float) -> float:
+    """The native coordinate ``u = softplus^{-1}(sd / c)`` of an SD, ``c`` the transform's scale for
+    the prior ``code`` with parameters ``a, b`` (:func:`bayesvc.kernel.native._sd_scale`)."""
+    y = sd / _sd_scale(int(code), float(a), float(b))
+    return float(y + np.log(-np.expm1(-y)))
+
+
 def _softplus_start(centre, p: int, tables):
     """``centre`` (``beta, log sigma, log SD``) with each log SD as the native coordinate
     ``u = softplus^{-1}(sd / c)`` (:func:`bayesvc.kernel.native.log_posterior`)."""
     codes, params = tables[0], tables[1]
     out = np.array(centre, dtype=float)
     for i in range(1, len(codes)):
-        a, b = params[i]
-        c = {1: a, 2: b, 3: a, 4: 1.0 / a if a else 1.0}.get(int(codes[i]), 1.0)
-        y = np.exp(out[p + i]) / c
-        out[p + i] = y + np.log(-np.expm1(-y))
+        out[p + i] = softplus_coordinate(np.exp(out[p + i]), codes[i], *params[i])
     return out
 
 

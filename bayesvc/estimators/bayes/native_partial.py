@@ -24,7 +24,7 @@ import scipy.sparse as sp
 from ...kernel import native_partial as kn
 from ...kernel.native_partial_draws import draw_effects
 from ...priors import PriorSet
-from .native import _prior_tables, nutpie_model
+from .native import _prior_tables, nutpie_model, softplus_coordinate
 from .partial import _block, _z, partial_arrays
 
 __all__ = ["native_partial_supported", "native_partial_model", "partial_header", "draw_integrated_native"]
@@ -119,12 +119,7 @@ def _start(design, plan, tables, layout, n_x):
     beta = np.linalg.lstsq(X, design.y, rcond=None)[0] if p else np.zeros(0)
     s0 = float(np.std(design.y - X @ beta)) or 1.0
     codes, params = tables[0], tables[1]
-    u = []
-    for i in range(1, nk + 1):
-        a, b = params[i]
-        c = {1: a, 2: b, 3: a, 4: 1.0 / a if a else 1.0}.get(int(codes[i]), 1.0)
-        y = 0.5 * s0 / c
-        u.append(y + np.log(-np.expm1(-y)))  # softplus^{-1}
+    u = [softplus_coordinate(0.5 * s0, codes[i], *params[i]) for i in range(1, nk + 1)]
     head = ([] if _fixed_integrated(plan, tables) else list(beta)) + [np.log(s0)] + u
     centre = np.concatenate((head, np.zeros(n_x - len(head))))
     width = np.concatenate(([0.1 * s0] * (len(head) - 1 - nk), np.ones(1 + nk), np.zeros(n_x - len(head))))
