@@ -205,6 +205,18 @@ def expand(x, h, out):
     out[p + 1 + 2 * nk] = scales[0] * scales[0]
 
 
+@njit(cache=True)
+def callback_status(v, grad):
+    """nutpie's status code for a log density ``v`` and its gradient: 0 ok, 4 value not finite,
+    3 gradient not finite (shared by every native callback)."""
+    if not np.isfinite(v):
+        return 4
+    for j in range(grad.size):
+        if not np.isfinite(grad[j]):
+            return 3
+    return 0
+
+
 _LOGP_SIG = types.int64(types.uint64, types.CPointer(types.double), types.CPointer(types.double),
                         types.CPointer(types.double), types.voidptr)
 _EXPAND_SIG = types.int64(types.uint64, types.uint64, types.CPointer(types.double),
@@ -222,12 +234,7 @@ def _logp_callback(dim, x_, grad_, logp_, user_data):
     except Exception:  # noqa: BLE001 - a factorization that failed inside LAPACK: reject the point
         return 1
     out[0] = v
-    if not np.isfinite(v):
-        return 4
-    for j in range(dim):
-        if not np.isfinite(grad[j]):
-            return 3
-    return 0
+    return callback_status(v, grad)
 
 
 def _expand_callback(dim, expanded, x_, out_, user_data):

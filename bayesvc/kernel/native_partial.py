@@ -39,7 +39,8 @@ import numpy as np
 from numba import carray, cfunc, njit
 
 from .compiled import _csr_matvec
-from .native import _EXPAND_SIG, _LOGP_SIG, _f1, _f2, _i1, _sd_prior, _sd_scale, _sigmoid, _softplus
+from .native import (_EXPAND_SIG, _LOGP_SIG, _f1, _f2, _i1, _sd_prior, _sd_scale, _sigmoid, _softplus,
+                     callback_status)
 
 #: header slots before the array table (unused: the sizes travel in the ``dims`` array)
 _HEAD = 8
@@ -409,12 +410,7 @@ def _logp_callback(dim, x_, grad_, logp_, user_data):
     except Exception:  # noqa: BLE001 - a Cholesky that failed: reject the point
         return 1
     out[0] = v
-    if not np.isfinite(v):
-        return 4
-    for j in range(dim):
-        if not np.isfinite(grad[j]):
-            return 3
-    return 0
+    return callback_status(v, grad)
 
 
 def _expand_callback(dim, expanded, x_, out_, user_data):
